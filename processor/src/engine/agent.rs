@@ -1,0 +1,467 @@
+//! The state of one agent: its windows, breaker, alerts and declaration, and
+//! the rules that tie them together when an event, a timer or a command
+//! arrives. Everything here is a pure function of its inputs.
+
+use serde::{Deserialize, Serialize};
+
+use super::accuracy::{AccuracyDeclaration, DeclarationError, Measure};
+use super::alert::{level, AlertBook, AlertChange, Rule, Wanted};
+use super::breaker::{CircuitBreaker, Command, EventContext, Transition};
+use super::budget::{burn_rate, BudgetStatus, ErrorBudget};
+use super::counts::{ratio, BreakerCounts, MetricCounts, TaskCounts};
+use super::dedup::RecentIds;
+use super::plan::{SloPlan, WindowRef};
+use super::sketch::LatencySketch;
+use super::window::{SlidingWindow, BUDGET_BUCKETS, BURN_BUCKETS, SKETCH_BUCKETS};
+use super::Categories;
+use crate::config::{duration_label, BudgetAction, Direction, Severity, Slo, SloId, Thresholds};
+use crate::event::{TaskEvent, TimestampMs};
+use crate::output::{AlertEvent, BreakerTransition, BudgetSnapshot, Output, SnapshotTrigger};
+
+/// What the engine lends an agent for one call.
+pub(crate) struct Ctx<'a> {
+    pub id: &'a str,
+    pub slo: &'a Slo,
+    pub plan: &'a SloPlan,
+    pub categories: &'a Categories,
+    /// The timer clock (stream time in replay, wall time live).
+    pub clock: TimestampMs,
+    pub dedup_window: usize,
+}
+
+/// What became of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Counted,
+    /// Its event id was among the agent's recent ones.
+    Duplicate,
+    /// Older than the agent's budget window.
+    Late,
+}
+
+/// A declaration in force, with each category's measure resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Declared {
+    pub decl: AccuracyDeclaration,
+    /// In `declared_accuracy` order (sorted by name).
+    pub measures: Vec<Measure>,
+}
+
+/// One agent's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    pub(crate) slo: SloId,
+    pub(crate) metrics: SlidingWindow<MetricCounts>,
+    pub(crate) latency: SlidingWindow<LatencySketch>,
+    /// One per entry of the plan's `burn_windows`.
+    pub(crate) burn: Vec<SlidingWindow<TaskCounts>>,
+    pub(crate) breaker: CircuitBreaker,
+    pub(crate) alerts: AlertBook,
+    pub(crate) declared: Option<Box<Declared>>,
+    pub(crate) status: BudgetStatus,
+    /// Last sequence number used on an output record.
+    pub(crate) seq: u64,
+    pub(crate) recent: RecentIds,
+    /// Changed since the last periodic snapshot.
+    pub(crate) dirty: bool,
+    /// Due times of this agent's pending timers, to ignore superseded ones.
+    pub(crate) timers: PendingTimers,
+}
+
+/// Due time per timer kind; `None` when none is pending.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingTimers {
+    pub breaker: Option<TimestampMs>,
+    pub reevaluate: Option<TimestampMs>,
+    pub expiry: Option<TimestampMs>,
+}
+
+impl Agent {
+    pub(crate) fn new(slo_id: SloId, slo: &Slo, plan: &SloPlan) -> Self {
+        Agent {
+            slo: slo_id,
+            metrics: SlidingWindow::new(slo.window_ms, BUDGET_BUCKETS),
+            latency: SlidingWindow::new(slo.window_ms, SKETCH_BUCKETS),
+            burn: plan
+                .burn_windows
+                .iter()
+                .map(|&w| SlidingWindow::new(w, BURN_BUCKETS))
+                .collect(),
+            breaker: CircuitBreaker::new(&slo.breaker),
+            alerts: AlertBook::default(),
+            declared: None,
+            status: BudgetStatus::Healthy,
+            seq: 0,
+            recent: RecentIds::default(),
+            dirty: false,
+            timers: PendingTimers::default(),
+        }
+    }
+
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    pub fn status(&self) -> BudgetStatus {
+        self.status
+    }
+
+    pub fn alerts(&self) -> &AlertBook {
+        &self.alerts
+    }
+
+    /// Whether time alone can change this agent's outputs (alerts to
+    /// resolve, a budget to recover), so the engine re-evaluates it on a timer.
+    pub(crate) fn needs_watch(&self) -> bool {
+        !self.alerts.is_empty() || self.status != BudgetStatus::Healthy
+    }
+
+    /// Counts an event and applies every rule it can trigger.
+    pub(crate) fn on_event(
+        &mut self,
+        ctx: &Ctx,
+        e: &TaskEvent,
+        categories: &[u16],
+        out: &mut Vec<Output>,
+    ) -> Applied {
+        if !self.recent.insert(&e.event_id, ctx.dedup_window) {
+            return Applied::Duplicate;
+        }
+        if !self.metrics.record(e.timestamp, |m| m.add(e, categories)) {
+            return Applied::Late;
+        }
+        if e.outcome.is_task() {
+            self.latency.record(e.timestamp, |s| s.add(e.latency_ms));
+        }
+        for w in &mut self.burn {
+            w.record(e.timestamp, |c| c.add(e));
+        }
+        self.dirty = true;
+        let now = e.timestamp;
+        let budget = self.budget_for(ctx.slo);
+        let budget_trip = budget.status == BudgetStatus::Exhausted
+            && ctx.slo.on_budget_exhausted == BudgetAction::CircuitBreak
+            && budget.tasks >= ctx.slo.breaker.min_calls as u64;
+        let bctx = EventContext {
+            clock: ctx.clock,
+            max_delegation_depth: ctx.slo.max_delegation_depth,
+            budget_trip,
+        };
+        if let Some(t) = self.breaker.on_event(&ctx.slo.breaker, e, bctx) {
+            self.emit_transition(ctx, t, out);
+        }
+        self.evaluate(ctx, now, budget, out);
+        Applied::Counted
+    }
+
+    /// Fires the cooldown timer due at `due`.
+    pub(crate) fn on_breaker_timer(&mut self, ctx: &Ctx, due: TimestampMs, out: &mut Vec<Output>) {
+        if let Some(t) = self.breaker.on_timer(due) {
+            self.emit_transition(ctx, t, out);
+            self.dirty = true;
+        }
+    }
+
+    /// Lets time pass with no event: windows slide, alerts may resolve, the
+    /// budget may recover or a declaration may expire.
+    pub(crate) fn reevaluate(&mut self, ctx: &Ctx, now: TimestampMs, out: &mut Vec<Output>) {
+        self.advance(now);
+        let budget = self.budget_for(ctx.slo);
+        self.evaluate(ctx, now, budget, out);
+    }
+
+    /// Applies an operator command at the clock's time.
+    pub(crate) fn command(&mut self, ctx: &Ctx, cmd: Command, out: &mut Vec<Output>) -> bool {
+        match self.breaker.command(cmd, ctx.clock) {
+            Some(t) => {
+                self.emit_transition(ctx, t, out);
+                self.dirty = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Puts a declaration in force if it validly succeeds the current one.
+    pub(crate) fn declare(
+        &mut self,
+        ctx: &Ctx,
+        decl: AccuracyDeclaration,
+        measures: Vec<Measure>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), DeclarationError> {
+        decl.validate_against(self.declared.as_ref().map(|d| &d.decl))?;
+        // A new declaration restarts per-category tracking: clear what the old one fired.
+        let stale: Vec<Rule> = self
+            .alerts
+            .active()
+            .iter()
+            .map(|a| a.rule)
+            .filter(|r| {
+                matches!(r, Rule::AccuracyBelowDeclaration(_) | Rule::AccuracyDeclarationExpired)
+            })
+            .collect();
+        for rule in stale {
+            let name = self.rule_name(ctx, rule);
+            if let Some(ch) = self.alerts.reconcile(ctx.id, &name, rule, None, None, ctx.clock) {
+                self.emit_alert(ctx, ch, &name, String::new(), ctx.clock, out);
+            }
+        }
+        self.declared = Some(Box::new(Declared { decl, measures }));
+        self.dirty = true;
+        self.reevaluate(ctx, ctx.clock, out);
+        Ok(())
+    }
+
+    /// Slides every window to `now`.
+    pub(crate) fn advance(&mut self, now: TimestampMs) {
+        self.metrics.advance(now);
+        self.latency.advance(now);
+        for w in &mut self.burn {
+            w.advance(now);
+        }
+        self.breaker.advance_window(now);
+        self.breaker.prune_opens(now);
+    }
+
+    pub(crate) fn budget_for(&self, slo: &Slo) -> ErrorBudget {
+        let m = self.metrics.total();
+        ErrorBudget::compute(slo, m.tasks, m.failed)
+    }
+
+    /// Counts over a burn-rate window reference.
+    pub(crate) fn task_counts(&self, w: WindowRef) -> TaskCounts {
+        match w {
+            WindowRef::Budget => {
+                let m = self.metrics.total();
+                TaskCounts { tasks: m.tasks, failed: m.failed }
+            }
+            WindowRef::Burn(i) => *self.burn[i as usize].total(),
+        }
+    }
+
+    /// p99 of task latency over the budget window.
+    pub(crate) fn latency_quantile(&self, q: f64) -> Option<u64> {
+        self.latency.total().quantile(q)
+    }
+
+    /// Evaluates every alert rule and the budget status at `now`.
+    fn evaluate(&mut self, ctx: &Ctx, now: TimestampMs, budget: ErrorBudget, out: &mut Vec<Output>) {
+        let slo = ctx.slo;
+        let a = &slo.alerts;
+        let m = self.metrics.total();
+        let floor = m.tasks >= a.min_tasks as u64;
+        let gated = |v: Option<f64>, ok: bool| v.filter(|_| ok);
+        let budget_label = duration_label(slo.window_ms);
+        let breaker_label = duration_label(slo.breaker.window_ms);
+
+        let success = gated(ratio(m.tasks - m.failed, m.tasks), floor);
+        let tools = gated(ratio(m.tool_calls, m.tasks), floor);
+        let remaining = gated(Some(budget.remaining_percent), floor);
+        let opens = Some(self.breaker.opens_24h(now) as f64);
+        let violations = gated(ratio(m.policy_violations, m.tool_calls), floor);
+        let halluc = gated(
+            ratio(m.hallucinations, m.hallucination_evaluated),
+            m.hallucination_evaluated >= a.min_tasks as u64,
+        );
+        let p99 = if floor && (a.p99_latency_ms.warning.is_some() || a.p99_latency_ms.critical.is_some())
+        {
+            self.latency_quantile(0.99).map(|v| v as f64)
+        } else {
+            None
+        };
+        let availability = gated(ratio(m.tasks, m.attempts()), m.attempts() >= a.min_tasks as u64);
+        let loops = self.breaker.counts().loops;
+
+        let fixed: [(Rule, Option<f64>, &Thresholds, Direction, &str); 8] = [
+            (Rule::TaskSuccessRate, success, &a.task_success_rate, Direction::Below, &budget_label),
+            (Rule::AvgToolCalls, tools, &a.avg_tool_calls, Direction::Above, &budget_label),
+            (Rule::ErrorBudgetRemaining, remaining, &a.error_budget_remaining, Direction::Below, &budget_label),
+            (Rule::CircuitOpens24h, opens, &a.circuit_opens_24h, Direction::Above, "24h"),
+            (Rule::PolicyViolationRate, violations, &a.policy_violation_rate, Direction::Above, &budget_label),
+            (Rule::HallucinationRate, halluc, &a.hallucination_rate, Direction::Above, &budget_label),
+            (Rule::P99LatencyMs, p99, &a.p99_latency_ms, Direction::Above, &budget_label),
+            (Rule::Availability, availability, &a.availability, Direction::Below, &budget_label),
+        ];
+        for (rule, value, thresholds, dir, window) in fixed {
+            let wanted = value.and_then(|v| level(v, thresholds, dir));
+            self.apply_rule(ctx, rule, value, wanted, window, now, out);
+        }
+
+        let loop_wanted = (loops > 0).then_some(Wanted {
+            severity: Severity::Critical,
+            value: Some(loops as f64),
+            threshold: 0.0,
+        });
+        self.apply_rule(ctx, Rule::DelegationLoop, Some(loops as f64), loop_wanted, &breaker_label, now, out);
+
+        for (i, rule) in slo.burn_rate.rules.iter().enumerate() {
+            let (lw, sw) = ctx.plan.rule_windows[i];
+            let (long, short) = (self.task_counts(lw), self.task_counts(sw));
+            let long_rate = burn_rate(slo, long.tasks, long.failed)
+                .filter(|_| long.tasks >= slo.burn_rate.min_tasks as u64);
+            let short_rate = burn_rate(slo, short.tasks, short.failed);
+            let wanted = match (long_rate, short_rate) {
+                (Some(l), Some(s)) if l > rule.factor && s > rule.factor => Some(Wanted {
+                    severity: rule.severity,
+                    value: Some(l),
+                    threshold: rule.factor,
+                }),
+                _ => None,
+            };
+            let window = format!("{}/{}", duration_label(rule.long_ms), duration_label(rule.short_ms));
+            self.apply_rule(ctx, Rule::BurnRate(i as u8), long_rate, wanted, &window, now, out);
+        }
+
+        self.evaluate_accuracy(ctx, now, &budget_label, out);
+
+        if budget.status != self.status {
+            self.status = budget.status;
+            let snap = self.snapshot(ctx, now, SnapshotTrigger::StatusChange);
+            out.push(Output::BudgetSnapshot(Box::new(snap)));
+        }
+    }
+
+    fn evaluate_accuracy(&mut self, ctx: &Ctx, now: TimestampMs, window: &str, out: &mut Vec<Output>) {
+        let Some(d) = self.declared.as_deref() else {
+            return;
+        };
+        let min = ctx.slo.accuracy.min_samples as u64;
+        let severity = ctx.slo.accuracy.severity;
+        let checks: Vec<(Rule, Option<f64>, Option<Wanted>)> = d
+            .decl
+            .declared_accuracy
+            .values()
+            .zip(&d.measures)
+            .enumerate()
+            .map(|(i, (&declared, &measure))| {
+                let (measured, samples) = self.measured(measure);
+                let value = measured.filter(|_| samples >= min);
+                let wanted = value.filter(|&v| v < declared).map(|v| Wanted {
+                    severity,
+                    value: Some(v),
+                    threshold: declared,
+                });
+                (Rule::AccuracyBelowDeclaration(i as u16), value, wanted)
+            })
+            .collect();
+        let expires_at = d.decl.expires_at();
+        let age_days = (now - d.decl.published_at) as f64 / 86_400_000.0;
+        let expired = (now >= expires_at).then_some(Wanted {
+            severity,
+            value: Some(age_days),
+            threshold: d.decl.valid_for_days as f64,
+        });
+        for (rule, value, wanted) in checks {
+            self.apply_rule(ctx, rule, value, wanted, window, now, out);
+        }
+        self.apply_rule(ctx, Rule::AccuracyDeclarationExpired, Some(age_days), expired, "", now, out);
+    }
+
+    /// Measured value and sample count of one accuracy measure.
+    pub(crate) fn measured(&self, measure: Measure) -> (Option<f64>, u64) {
+        let m = self.metrics.total();
+        match measure {
+            Measure::TaskCompletion => (ratio(m.tasks - m.failed, m.tasks), m.tasks),
+            Measure::PolicyCompliance => (
+                ratio(m.policy_violations, m.tool_calls).map(|r| 1.0 - r),
+                m.tool_calls,
+            ),
+            Measure::Eval(cat) => match m.eval(cat) {
+                Some(c) => (ratio(c.passed, c.evaluated), c.evaluated),
+                None => (None, 0),
+            },
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_rule(
+        &mut self,
+        ctx: &Ctx,
+        rule: Rule,
+        value: Option<f64>,
+        wanted: Option<Wanted>,
+        window: &str,
+        now: TimestampMs,
+        out: &mut Vec<Output>,
+    ) {
+        // Cheap exit for the common case: nothing wanted, nothing firing.
+        if wanted.is_none() && !self.alerts.is_firing(rule) {
+            return;
+        }
+        let name = self.rule_name(ctx, rule);
+        if let Some(ch) = self.alerts.reconcile(ctx.id, &name, rule, value, wanted, now) {
+            self.emit_alert(ctx, ch, &name, window.to_string(), now, out);
+        }
+    }
+
+    pub(crate) fn rule_name(&self, ctx: &Ctx, rule: Rule) -> String {
+        if let Some(n) = rule.fixed_name() {
+            return n.to_string();
+        }
+        match rule {
+            Rule::BurnRate(i) => ctx.slo.burn_rate.rules[i as usize].name.clone(),
+            Rule::AccuracyBelowDeclaration(i) => {
+                let cat = self
+                    .declared
+                    .as_ref()
+                    .and_then(|d| d.decl.declared_accuracy.keys().nth(i as usize))
+                    .map(String::as_str)
+                    .unwrap_or("unknown");
+                format!("accuracy_below_declaration:{cat}")
+            }
+            _ => unreachable!("fixed_name covers the other rules"),
+        }
+    }
+
+    fn emit_alert(
+        &mut self,
+        ctx: &Ctx,
+        ch: AlertChange,
+        name: &str,
+        window: String,
+        now: TimestampMs,
+        out: &mut Vec<Output>,
+    ) {
+        self.seq += 1;
+        self.dirty = true;
+        out.push(Output::Alert(AlertEvent {
+            alert_id: format!("{:016x}", ch.alert_id),
+            agent_id: ctx.id.to_string(),
+            seq: self.seq,
+            rule: name.to_string(),
+            status: ch.status,
+            severity: ch.severity,
+            value: ch.value,
+            threshold: ch.threshold,
+            window,
+            started_at: ch.started_at,
+            event_time: now,
+        }));
+    }
+
+    fn emit_transition(&mut self, ctx: &Ctx, t: Transition, out: &mut Vec<Output>) {
+        self.seq += 1;
+        let c: &BreakerCounts = self.breaker.counts();
+        out.push(Output::BreakerTransition(BreakerTransition {
+            agent_id: ctx.id.to_string(),
+            seq: self.seq,
+            state: t.to,
+            previous_state: t.from,
+            reason: t.reason,
+            failure_rate: c.failure_rate(),
+            avg_latency_ms: c.avg_latency_ms(),
+            window_tasks: c.tasks,
+            window_failed: c.failed,
+            retry_at: t.retry_at,
+            cooldown_ms: t.cooldown_ms,
+            event_time: t.at,
+        }));
+    }
+
+    /// The budget snapshot at `now` (windows must already be advanced).
+    pub(crate) fn snapshot(&mut self, ctx: &Ctx, now: TimestampMs, trigger: SnapshotTrigger) -> BudgetSnapshot {
+        self.seq += 1;
+        super::view::snapshot(self, ctx, now, trigger)
+    }
+}

@@ -1,0 +1,400 @@
+//! The pure, deterministic engine: per-agent windows, SLO metrics, error
+//! budgets, circuit breakers, alerts and accuracy declarations.
+//!
+//! No I/O, no clock reads, no randomness: every call takes the time it
+//! happens at, and the same calls in the same order produce the same outputs
+//! byte for byte.
+//!
+//! **Sharding.** One [`Engine`] owns the agents of one input partition (the
+//! Kafka Streams task model): the consumer that owns a partition owns its
+//! engine, so the hot path needs no lock at all, and an agent's state moves
+//! with its partition on a rebalance. Scaling across cores is done by
+//! running one engine per partition, not by sharing one map. Inside an
+//! engine, agents live in a `Vec` indexed through a hash map of ids, which
+//! keeps per-agent overhead small enough for a million agents and gives a
+//! deterministic, first-seen order for timers and snapshots.
+//!
+//! **Time.** Windows run on event time. Timers (breaker cooldowns,
+//! re-evaluation of agents with something firing, declaration expiry) run on
+//! the engine clock, which only [`Engine::advance_to`] moves: a replay drives
+//! it with stream time, a live job with the wall clock.
+
+pub mod accuracy;
+pub mod agent;
+pub mod alert;
+pub mod breaker;
+pub mod budget;
+pub mod counts;
+pub mod dedup;
+pub mod plan;
+pub mod sketch;
+mod timer;
+mod view;
+pub mod window;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use self::accuracy::{AccuracyDeclaration, DeclarationError, Measure};
+use self::agent::{Agent, Applied, Ctx};
+use self::breaker::Command;
+use self::plan::SloPlan;
+use self::timer::{TimerKind, Timers};
+use crate::config::SloConfig;
+use crate::event::{TaskEvent, TimestampMs};
+use crate::output::{AgentMetrics, BudgetSnapshot, Output, SnapshotTrigger};
+
+/// Engine settings that are not part of any SLO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Recent event ids remembered per agent for duplicate detection.
+    pub dedup_window: usize,
+    /// How often an agent with something firing (or a non-HEALTHY budget)
+    /// is re-evaluated when no event arrives, in engine-clock milliseconds.
+    pub reevaluate_every_ms: i64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            dedup_window: 32,
+            reevaluate_every_ms: 60_000,
+        }
+    }
+}
+
+/// Counters of what the engine did with its input.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStats {
+    pub events: u64,
+    pub duplicates: u64,
+    pub late: u64,
+    pub transitions: u64,
+    pub alerts: u64,
+    pub snapshots: u64,
+}
+
+/// Interned eval-category names, so buckets store a `u16`, not a string.
+#[derive(Debug, Default, Clone)]
+pub struct Categories {
+    names: Vec<Box<str>>,
+    ids: HashMap<Box<str>, u16>,
+}
+
+impl Categories {
+    /// The id of `name`, assigning the next one if new. Past 65 535 distinct
+    /// names everything new shares the last id (a label-cardinality guard).
+    pub fn intern(&mut self, name: &str) -> u16 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len().min(u16::MAX as usize) as u16;
+        if (id as usize) == self.names.len() {
+            self.names.push(name.into());
+            self.ids.insert(name.into(), id);
+        }
+        id
+    }
+
+    pub fn name(&self, id: u16) -> &str {
+        self.names.get(id as usize).map_or("", |n| n)
+    }
+}
+
+/// The engine of one shard of agents.
+///
+/// ```
+/// use std::sync::Arc;
+/// use breakwater::config::SloConfig;
+/// use breakwater::engine::Engine;
+/// use breakwater::event::{Outcome, TaskEvent};
+/// use breakwater::output::Output;
+///
+/// let mut engine = Engine::new(Arc::new(SloConfig::default()));
+/// let mut out = Vec::new();
+/// for i in 0..20 {
+///     let outcome = if i < 2 { Outcome::Failure } else { Outcome::Success };
+///     let e = TaskEvent::new(format!("e{i}"), "research-agent", 1_000 * i, outcome);
+///     engine.advance_to(e.timestamp, &mut out);
+///     engine.process(&e, &mut out);
+/// }
+/// // 2 failures in 20 tasks is a 10% failure rate: the breaker opens.
+/// assert!(out.iter().any(|o| matches!(o, Output::BreakerTransition(t) if t.state.as_str() == "OPEN")));
+/// ```
+pub struct Engine {
+    config: Arc<SloConfig>,
+    plans: Vec<SloPlan>,
+    options: EngineOptions,
+    index: HashMap<Arc<str>, u32, ahash::RandomState>,
+    ids: Vec<Arc<str>>,
+    agents: Vec<Agent>,
+    categories: Categories,
+    timers: Timers,
+    clock: TimestampMs,
+    stats: EngineStats,
+    scratch: Vec<u16>,
+}
+
+impl Engine {
+    pub fn new(config: Arc<SloConfig>) -> Self {
+        Self::with_options(config, EngineOptions::default())
+    }
+
+    pub fn with_options(config: Arc<SloConfig>, options: EngineOptions) -> Self {
+        let plans = config.slos().iter().map(SloPlan::new).collect();
+        Engine {
+            config,
+            plans,
+            options,
+            // Fixed keys: the map's order is never observable, but a fixed
+            // hasher keeps memory layout, and so benchmarks, repeatable.
+            index: HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
+            ids: Vec::new(),
+            agents: Vec::new(),
+            categories: Categories::default(),
+            timers: Timers::default(),
+            clock: TimestampMs::MIN,
+            stats: EngineStats::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The engine clock: the latest time passed to [`Engine::advance_to`].
+    pub fn clock(&self) -> TimestampMs {
+        self.clock
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    pub fn config(&self) -> &SloConfig {
+        &self.config
+    }
+
+    /// Number of agents tracked.
+    pub fn len(&self) -> usize {
+        self.agents.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.agents.is_empty()
+    }
+
+    /// Agent ids in first-seen order.
+    pub fn agent_ids(&self) -> impl Iterator<Item = &str> {
+        self.ids.iter().map(|s| &**s)
+    }
+
+    /// An agent's state, if tracked.
+    pub fn agent(&self, agent_id: &str) -> Option<&Agent> {
+        self.index.get(agent_id).map(|&i| &self.agents[i as usize])
+    }
+
+    /// Moves the clock to `now` (never backwards) and fires every timer due
+    /// by then, in (due time, agent first-seen order, kind) order.
+    pub fn advance_to(&mut self, now: TimestampMs, out: &mut Vec<Output>) {
+        while let Some((due, slot, kind)) = self.timers.pop_due(now) {
+            self.clock = self.clock.max(due);
+            let i = slot as usize;
+            let agent = &mut self.agents[i];
+            let pending = match kind {
+                TimerKind::Breaker => &mut agent.timers.breaker,
+                TimerKind::Reevaluate => &mut agent.timers.reevaluate,
+                TimerKind::Expiry => &mut agent.timers.expiry,
+            };
+            if *pending != Some(due) {
+                continue; // superseded by a later schedule
+            }
+            *pending = None;
+            let before = out.len();
+            let ctx = ctx_for(&self.config, &self.plans, &self.ids, &self.categories, &self.options, agent, i, self.clock);
+            match kind {
+                TimerKind::Breaker => agent.on_breaker_timer(&ctx, due, out),
+                TimerKind::Reevaluate | TimerKind::Expiry => agent.reevaluate(&ctx, due, out),
+            }
+            self.count(before, out);
+            self.schedule(i);
+        }
+        self.clock = self.clock.max(now);
+    }
+
+    /// Counts one event. Call [`Engine::advance_to`] first to fire timers
+    /// due before it (a replay passes the event's time; a live job the wall clock).
+    pub fn process(&mut self, e: &TaskEvent, out: &mut Vec<Output>) -> Applied {
+        self.stats.events += 1;
+        if self.clock == TimestampMs::MIN {
+            self.clock = e.timestamp;
+        }
+        let i = self.slot(&e.agent_id);
+        self.scratch.clear();
+        for ev in &e.evals {
+            self.scratch.push(self.categories.intern(&ev.category));
+        }
+        let before = out.len();
+        let agent = &mut self.agents[i];
+        let ctx = ctx_for(&self.config, &self.plans, &self.ids, &self.categories, &self.options, agent, i, self.clock);
+        let applied = agent.on_event(&ctx, e, &self.scratch, out);
+        match applied {
+            Applied::Duplicate => self.stats.duplicates += 1,
+            Applied::Late => self.stats.late += 1,
+            Applied::Counted => {}
+        }
+        self.count(before, out);
+        self.schedule(i);
+        applied
+    }
+
+    /// Applies an operator command at the clock's time; `false` if it
+    /// changed nothing (e.g. force-open of a breaker already forced open).
+    pub fn command(&mut self, agent_id: &str, cmd: Command, out: &mut Vec<Output>) -> bool {
+        let i = self.slot(agent_id);
+        let before = out.len();
+        let agent = &mut self.agents[i];
+        let ctx = ctx_for(&self.config, &self.plans, &self.ids, &self.categories, &self.options, agent, i, self.clock);
+        let changed = agent.command(&ctx, cmd, out);
+        self.count(before, out);
+        self.schedule(i);
+        changed
+    }
+
+    /// Puts an accuracy declaration in force at the clock's time, or refuses it.
+    pub fn declare(
+        &mut self,
+        decl: AccuracyDeclaration,
+        out: &mut Vec<Output>,
+    ) -> Result<(), DeclarationError> {
+        if decl.agent_id.is_empty() {
+            return Err(DeclarationError::EmptyAgent);
+        }
+        let i = self.slot(&decl.agent_id);
+        let measures = decl
+            .declared_accuracy
+            .keys()
+            .map(|name| Measure::for_category(name, |n| self.categories.intern(n)))
+            .collect();
+        let before = out.len();
+        let agent = &mut self.agents[i];
+        let ctx = ctx_for(&self.config, &self.plans, &self.ids, &self.categories, &self.options, agent, i, self.clock);
+        let result = agent.declare(&ctx, decl, measures, out);
+        self.count(before, out);
+        self.schedule(i);
+        result
+    }
+
+    /// The seed's AgentMetrics view of one agent at the clock's time.
+    pub fn metrics(&mut self, agent_id: &str) -> Option<AgentMetrics> {
+        let i = *self.index.get(agent_id)? as usize;
+        let agent = &mut self.agents[i];
+        agent.advance(self.clock);
+        let ctx = ctx_for(&self.config, &self.plans, &self.ids, &self.categories, &self.options, agent, i, self.clock);
+        Some(view::metrics(agent, &ctx, self.clock))
+    }
+
+    /// A budget snapshot of one agent at the clock's time.
+    pub fn snapshot(&mut self, agent_id: &str, trigger: SnapshotTrigger) -> Option<BudgetSnapshot> {
+        let i = *self.index.get(agent_id)? as usize;
+        Some(self.snapshot_slot(i, trigger))
+    }
+
+    /// Snapshots of the agents that changed since the last call (the periodic
+    /// snapshot), in first-seen order.
+    pub fn take_changed_snapshots(&mut self) -> Vec<BudgetSnapshot> {
+        let changed: Vec<usize> = (0..self.agents.len())
+            .filter(|&i| self.agents[i].dirty)
+            .collect();
+        changed
+            .into_iter()
+            .map(|i| self.snapshot_slot(i, SnapshotTrigger::Periodic))
+            .collect()
+    }
+
+    /// A final snapshot of every agent, sorted by agent id.
+    pub fn final_snapshots(&mut self) -> Vec<BudgetSnapshot> {
+        let mut order: Vec<usize> = (0..self.agents.len()).collect();
+        order.sort_by(|&a, &b| self.ids[a].cmp(&self.ids[b]));
+        order
+            .into_iter()
+            .map(|i| self.snapshot_slot(i, SnapshotTrigger::Final))
+            .collect()
+    }
+
+    fn snapshot_slot(&mut self, i: usize, trigger: SnapshotTrigger) -> BudgetSnapshot {
+        let agent = &mut self.agents[i];
+        agent.advance(self.clock);
+        agent.dirty = false;
+        let ctx = ctx_for(&self.config, &self.plans, &self.ids, &self.categories, &self.options, agent, i, self.clock);
+        self.stats.snapshots += 1;
+        agent.snapshot(&ctx, self.clock, trigger)
+    }
+
+    /// The slot of `agent_id`, creating the agent with its resolved SLO if new.
+    fn slot(&mut self, agent_id: &str) -> usize {
+        if let Some(&i) = self.index.get(agent_id) {
+            return i as usize;
+        }
+        let id: Arc<str> = Arc::from(agent_id);
+        let slo_id = self.config.resolve(agent_id);
+        let agent = Agent::new(slo_id, self.config.slo(slo_id), &self.plans[slo_id.0 as usize]);
+        let i = self.agents.len();
+        self.agents.push(agent);
+        self.ids.push(id.clone());
+        self.index.insert(id, i as u32);
+        i
+    }
+
+    fn count(&mut self, from: usize, out: &[Output]) {
+        for o in &out[from..] {
+            match o {
+                Output::BreakerTransition(_) => self.stats.transitions += 1,
+                Output::Alert(_) => self.stats.alerts += 1,
+                Output::BudgetSnapshot(_) => self.stats.snapshots += 1,
+            }
+        }
+    }
+
+    /// Arms the agent's timers that its state now calls for.
+    fn schedule(&mut self, i: usize) {
+        let agent = &mut self.agents[i];
+        let slot = i as u32;
+        if let Some(r) = agent.breaker().retry_at() {
+            if agent.timers.breaker != Some(r) {
+                agent.timers.breaker = Some(r);
+                self.timers.push(r, slot, TimerKind::Breaker);
+            }
+        }
+        if agent.needs_watch() && agent.timers.reevaluate.is_none() {
+            let due = self.clock.saturating_add(self.options.reevaluate_every_ms);
+            agent.timers.reevaluate = Some(due);
+            self.timers.push(due, slot, TimerKind::Reevaluate);
+        }
+        if let Some(d) = agent.declared.as_deref() {
+            let exp = d.decl.expires_at();
+            if agent.timers.expiry != Some(exp) && exp > self.clock {
+                agent.timers.expiry = Some(exp);
+                self.timers.push(exp, slot, TimerKind::Expiry);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ctx_for<'a>(
+    config: &'a SloConfig,
+    plans: &'a [SloPlan],
+    ids: &'a [Arc<str>],
+    categories: &'a Categories,
+    options: &EngineOptions,
+    agent: &Agent,
+    i: usize,
+    clock: TimestampMs,
+) -> Ctx<'a> {
+    Ctx {
+        id: &ids[i],
+        slo: config.slo(agent.slo),
+        plan: &plans[agent.slo.0 as usize],
+        categories,
+        clock,
+        dedup_window: options.dedup_window,
+    }
+}

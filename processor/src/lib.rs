@@ -1,0 +1,23 @@
+//! Breakwater: SLOs, error budgets, circuit breakers, alerts and accuracy
+//! declarations for fleets of AI agents, computed from task telemetry.
+//!
+//! The crate is laid out along the data flow:
+//!
+//! - [`event`]: the validated input record (SPEC §2);
+//! - [`decode`]: wire formats (JSON lines, Avro) into events, or a reason why not;
+//! - [`config`]: the SLO file, resolved per agent;
+//! - [`engine`]: the pure, deterministic core — windows, SLO metrics, error
+//!   budget, circuit breaker, alerts, accuracy. No I/O, no clock reads: time is
+//!   passed in;
+//! - [`output`]: the typed records the engine emits (breaker transitions,
+//!   alerts, budget snapshots) and their JSON form;
+//! - [`replay`]: the engine over a file, with timers on stream time;
+//! - [`generate`]: a seeded generator of realistic agent traffic.
+
+pub mod config;
+pub mod decode;
+pub mod engine;
+pub mod event;
+pub mod generate;
+pub mod output;
+pub mod replay;

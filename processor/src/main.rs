@@ -1,0 +1,193 @@
+//! The `breakwater` command line.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use breakwater::config::SloConfig;
+use breakwater::decode::{read_avro_container, write_avro_container};
+use breakwater::engine::accuracy::AccuracyDeclaration;
+use breakwater::engine::Engine;
+use breakwater::event::TaskEvent;
+use breakwater::generate::Scenario;
+use breakwater::replay::{self, BadRecord};
+
+/// SLOs, error budgets, circuit breakers and alerts for fleets of AI agents.
+#[derive(Parser)]
+#[command(name = "breakwater", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the engine over a file of events (timers on stream time) and print
+    /// transitions, alerts and final snapshots as JSON lines.
+    Replay(ReplayArgs),
+    /// Write a seeded, realistic stream of agent task events.
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// SLO configuration (YAML). Without it, the seed's defaults apply to every agent.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Events: JSON lines or an Avro object container file; `-` for stdin.
+    #[arg(long)]
+    input: PathBuf,
+    /// Input format; `auto` looks for the Avro container magic bytes.
+    #[arg(long, value_enum, default_value_t = Format::Auto)]
+    format: Format,
+    /// Accuracy declarations (JSON lines), put in force at their published_at.
+    #[arg(long)]
+    declarations: Option<PathBuf>,
+    /// Where to write the JSON lines (default: stdout).
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Scenario to generate.
+    #[arg(long, value_enum, default_value_t = ScenarioName::Demo)]
+    scenario: ScenarioName,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output file (default: stdout).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutFormat::Jsonl)]
+    format: OutFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Auto,
+    Jsonl,
+    Avro,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutFormat {
+    Jsonl,
+    Avro,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScenarioName {
+    /// 9 agents over 2 h; a tool-failure burst and a delegation loop.
+    Demo,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt().with_writer(io::stderr).init();
+    match Cli::parse().command {
+        Cmd::Replay(args) => replay_cmd(args),
+        Cmd::Generate(args) => generate_cmd(args),
+    }
+}
+
+fn replay_cmd(args: ReplayArgs) -> Result<()> {
+    let config = match &args.config {
+        Some(p) => SloConfig::load(p).with_context(|| format!("loading {}", p.display()))?,
+        None => SloConfig::default(),
+    };
+    let declarations = match &args.declarations {
+        Some(p) => read_declarations(p)?,
+        None => Vec::new(),
+    };
+    let mut input = open_input(&args.input)?;
+    let mut head = Vec::new();
+    input.by_ref().take(4).read_to_end(&mut head)?;
+    let reader = BufReader::new(io::Cursor::new(head.clone()).chain(input));
+    let avro = match args.format {
+        Format::Avro => true,
+        Format::Jsonl => false,
+        Format::Auto => head == b"Obj\x01",
+    };
+    let out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => Box::new(io::stdout().lock()),
+    };
+    let out = BufWriter::new(out);
+    let mut engine = Engine::new(Arc::new(config));
+    let report = |bad: &BadRecord| {
+        if bad.position == 0 {
+            eprintln!("{}", bad.reason);
+        } else {
+            eprintln!("{}:{}: {}", args.input.display(), bad.position, bad.reason);
+        }
+    };
+    let summary = if avro {
+        let records = read_avro_container(reader).context("reading the Avro container header")?;
+        let events = records.enumerate().map(|(i, r)| {
+            r.map_err(|e| BadRecord { position: i as u64 + 1, reason: e.to_string() })
+        });
+        replay::run(&mut engine, events, declarations, out, report)?
+    } else {
+        replay::run(&mut engine, replay::json_lines(reader), declarations, out, report)?
+    };
+    eprintln!(
+        "replayed {} records: {} events, {} bad, {} duplicates, {} late; {} agents, {} transitions, {} alerts",
+        summary.records,
+        summary.events,
+        summary.bad_records,
+        summary.duplicates,
+        summary.late,
+        summary.agents,
+        summary.transitions,
+        summary.alerts,
+    );
+    Ok(())
+}
+
+fn open_input(path: &Path) -> Result<Box<dyn Read>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(io::stdin().lock()));
+    }
+    let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(Box::new(f))
+}
+
+fn read_declarations(path: &Path) -> Result<Vec<AccuracyDeclaration>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str(line) {
+            Ok(d) => out.push(d),
+            Err(e) => bail!("{}:{}: not an accuracy declaration: {e}", path.display(), i + 1),
+        }
+    }
+    Ok(out)
+}
+
+fn generate_cmd(args: GenerateArgs) -> Result<()> {
+    let scenario = match args.scenario {
+        ScenarioName::Demo => Scenario::demo(args.seed),
+    };
+    let out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => Box::new(io::stdout().lock()),
+    };
+    let mut out = BufWriter::new(out);
+    match args.format {
+        OutFormat::Jsonl => {
+            for e in scenario.events() {
+                serde_json::to_writer(&mut out, &e)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        OutFormat::Avro => {
+            let events: Vec<TaskEvent> = scenario.events().collect();
+            write_avro_container(&events, &mut out)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
