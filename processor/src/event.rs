@@ -12,6 +12,14 @@ use serde::{Deserialize, Serialize};
 /// Epoch milliseconds (UTC). Event time for events, stream or wall time for timers.
 pub type TimestampMs = i64;
 
+/// 9999-12-31T23:59:59.999Z: later timestamps are refused, which keeps all
+/// window and timer arithmetic far from overflow.
+pub const MAX_TIMESTAMP: TimestampMs = 253_402_300_799_999;
+
+/// 30 days: a longer task is a clock bug, and the bound keeps per-window
+/// latency sums far from overflow.
+pub const MAX_LATENCY_MS: u64 = 30 * 86_400_000;
+
 /// How a task ended.
 ///
 /// ```
@@ -137,6 +145,20 @@ impl TaskEvent {
 
     /// Checks the invariants a decoder cannot express in types alone.
     pub fn validate(&self) -> Result<(), InvalidEvent> {
+        if !(0..=MAX_TIMESTAMP).contains(&self.timestamp) {
+            return Err(InvalidEvent::OutOfRange {
+                field: "timestamp",
+                value: self.timestamp.to_string(),
+                allowed: "epoch milliseconds from 1970-01-01 to 9999-12-31",
+            });
+        }
+        if self.latency_ms > MAX_LATENCY_MS {
+            return Err(InvalidEvent::OutOfRange {
+                field: "latency_ms",
+                value: self.latency_ms.to_string(),
+                allowed: "0 to 2592000000 (30 days)",
+            });
+        }
         if self.agent_id.is_empty() {
             return Err(InvalidEvent::EmptyField("agent_id"));
         }

@@ -175,7 +175,11 @@ impl Scenario {
 }
 
 fn fleet(prefix: &str, count: usize, profile: Profile) -> Fleet {
-    Fleet { prefix: prefix.into(), count, profile }
+    Fleet {
+        prefix: prefix.into(),
+        count,
+        profile,
+    }
 }
 
 struct AgentSpec {
@@ -214,7 +218,11 @@ impl Generator {
                     .filter(|x| x.agent_id == id)
                     .map(|x| (x.kind, s.start + x.start_ms, s.start + x.end_ms))
                     .collect();
-                agents.push(AgentSpec { id, profile: f.profile.clone(), faults });
+                agents.push(AgentSpec {
+                    id,
+                    profile: f.profile.clone(),
+                    faults,
+                });
             }
         }
         let mut g = Generator {
@@ -317,7 +325,10 @@ impl Generator {
         };
         for &c in p.eval_categories {
             let passed = !self.chance(1.0 - p.eval_pass_rate) && e.outcome == Outcome::Success;
-            e.evals.push(Eval { category: c.to_string(), passed });
+            e.evals.push(Eval {
+                category: c.to_string(),
+                passed,
+            });
         }
         e.model = Some("gpt-4o".into());
         e.tokens_in = Some(200 + 150 * e.tool_calls as u64);
@@ -356,7 +367,11 @@ mod tests {
             .collect();
         let failed = burst.iter().filter(|e| e.outcome.is_failed()).count();
         assert!(burst.len() > 30, "about 2 tasks a minute for 30 minutes");
-        assert!(failed * 3 > burst.len(), "about half fail: {failed}/{}", burst.len());
+        assert!(
+            failed * 3 > burst.len(),
+            "about half fail: {failed}/{}",
+            burst.len()
+        );
     }
 
     #[test]

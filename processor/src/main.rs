@@ -127,11 +127,20 @@ fn replay_cmd(args: ReplayArgs) -> Result<()> {
     let summary = if avro {
         let records = read_avro_container(reader).context("reading the Avro container header")?;
         let events = records.enumerate().map(|(i, r)| {
-            r.map_err(|e| BadRecord { position: i as u64 + 1, reason: e.to_string() })
+            r.map_err(|e| BadRecord {
+                position: i as u64 + 1,
+                reason: e.to_string(),
+            })
         });
         replay::run(&mut engine, events, declarations, out, report)?
     } else {
-        replay::run(&mut engine, replay::json_lines(reader), declarations, out, report)?
+        replay::run(
+            &mut engine,
+            replay::json_lines(reader),
+            declarations,
+            out,
+            report,
+        )?
     };
     eprintln!(
         "replayed {} records: {} events, {} bad, {} duplicates, {} late; {} agents, {} transitions, {} alerts",
@@ -156,12 +165,21 @@ fn open_input(path: &Path) -> Result<Box<dyn Read>> {
 }
 
 fn read_declarations(path: &Path) -> Result<Vec<AccuracyDeclaration>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         match serde_json::from_str(line) {
             Ok(d) => out.push(d),
-            Err(e) => bail!("{}:{}: not an accuracy declaration: {e}", path.display(), i + 1),
+            Err(e) => bail!(
+                "{}:{}: not an accuracy declaration: {e}",
+                path.display(),
+                i + 1
+            ),
         }
     }
     Ok(out)

@@ -37,18 +37,21 @@ pub struct ReplaySummary {
 }
 
 /// Parses JSON lines into events or bad-record reports; blank lines are skipped.
-pub fn json_lines<R: BufRead>(
-    reader: R,
-) -> impl Iterator<Item = Result<TaskEvent, BadRecord>> {
+pub fn json_lines<R: BufRead>(reader: R) -> impl Iterator<Item = Result<TaskEvent, BadRecord>> {
     reader.lines().enumerate().filter_map(|(i, line)| {
         let position = i as u64 + 1;
         match line {
-            Err(e) => Some(Err(BadRecord { position, reason: format!("unreadable line: {e}") })),
-            Ok(l) if l.trim().is_empty() => None,
-            Ok(l) => Some(decode_json(l.as_bytes()).map_err(|e: DecodeError| BadRecord {
+            Err(e) => Some(Err(BadRecord {
                 position,
-                reason: e.to_string(),
+                reason: format!("unreadable line: {e}"),
             })),
+            Ok(l) if l.trim().is_empty() => None,
+            Ok(l) => Some(
+                decode_json(l.as_bytes()).map_err(|e: DecodeError| BadRecord {
+                    position,
+                    reason: e.to_string(),
+                }),
+            ),
         }
     })
 }
@@ -93,7 +96,10 @@ pub fn run<W: Write>(
             let what = format!("declaration {} {}", d.agent_id, d.version);
             if let Err(e) = engine.declare(d, buf) {
                 s.declarations_refused += 1;
-                refused.push(BadRecord { position: 0, reason: format!("{what} refused: {e}") });
+                refused.push(BadRecord {
+                    position: 0,
+                    reason: format!("{what} refused: {e}"),
+                });
             }
         }
         refused

@@ -72,7 +72,9 @@ pub struct AlertConfig {
 }
 
 /// Severity of an alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Severity {
     Warning,
@@ -182,20 +184,47 @@ impl Default for Slo {
             },
             alerts: AlertConfig {
                 min_tasks: 20,
-                task_success_rate: Thresholds { warning: Some(0.95), critical: Some(0.90) },
-                avg_tool_calls: Thresholds { warning: Some(15.0), critical: Some(25.0) },
-                error_budget_remaining: Thresholds { warning: Some(25.0), critical: Some(10.0) },
-                circuit_opens_24h: Thresholds { warning: Some(3.0), critical: Some(10.0) },
-                policy_violation_rate: Thresholds { warning: Some(0.05), critical: Some(0.15) },
-                hallucination_rate: Thresholds { warning: Some(0.05), critical: Some(0.10) },
-                p99_latency_ms: Thresholds { warning: Some(30_000.0), critical: None },
-                availability: Thresholds { warning: Some(0.99), critical: None },
+                task_success_rate: Thresholds {
+                    warning: Some(0.95),
+                    critical: Some(0.90),
+                },
+                avg_tool_calls: Thresholds {
+                    warning: Some(15.0),
+                    critical: Some(25.0),
+                },
+                error_budget_remaining: Thresholds {
+                    warning: Some(25.0),
+                    critical: Some(10.0),
+                },
+                circuit_opens_24h: Thresholds {
+                    warning: Some(3.0),
+                    critical: Some(10.0),
+                },
+                policy_violation_rate: Thresholds {
+                    warning: Some(0.05),
+                    critical: Some(0.15),
+                },
+                hallucination_rate: Thresholds {
+                    warning: Some(0.05),
+                    critical: Some(0.10),
+                },
+                p99_latency_ms: Thresholds {
+                    warning: Some(30_000.0),
+                    critical: None,
+                },
+                availability: Thresholds {
+                    warning: Some(0.99),
+                    critical: None,
+                },
             },
             burn_rate: BurnRateConfig {
                 min_tasks: 20,
                 rules: default_burn_rules(window_ms),
             },
-            accuracy: AccuracyConfig { min_samples: 50, severity: Severity::Warning },
+            accuracy: AccuracyConfig {
+                min_samples: 50,
+                severity: Severity::Warning,
+            },
         }
     }
 }
@@ -212,7 +241,11 @@ impl Default for Slo {
 /// ```
 pub fn default_burn_rules(window_ms: i64) -> Vec<BurnRateRule> {
     let rule = |severity, factor, long_ms: i64, short_ms: i64| BurnRateRule {
-        name: format!("burn_rate_{}_{}", duration_label(long_ms), duration_label(short_ms)),
+        name: format!(
+            "burn_rate_{}_{}",
+            duration_label(long_ms),
+            duration_label(short_ms)
+        ),
         severity,
         factor,
         long_ms,
@@ -222,7 +255,12 @@ pub fn default_burn_rules(window_ms: i64) -> Vec<BurnRateRule> {
     vec![
         rule(Severity::Critical, 14.4, HOUR, 5 * MINUTE),
         rule(Severity::Critical, 6.0, 6 * HOUR, 30 * MINUTE),
-        rule(Severity::Warning, 1.0, ticket_long, (6 * HOUR).min(ticket_long)),
+        rule(
+            Severity::Warning,
+            1.0,
+            ticket_long,
+            (6 * HOUR).min(ticket_long),
+        ),
     ]
 }
 

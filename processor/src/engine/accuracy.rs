@@ -60,7 +60,9 @@ pub enum DeclarationError {
     NoValidity,
     #[error("version {new} must be greater than the current version {current}")]
     NotNewer { new: String, current: String },
-    #[error("version {new} must supersede the current version {current}, but supersedes {supersedes}")]
+    #[error(
+        "version {new} must supersede the current version {current}, but supersedes {supersedes}"
+    )]
     WrongSupersedes {
         new: String,
         current: String,
@@ -90,7 +92,8 @@ impl AccuracyDeclaration {
             .map_err(|_| DeclarationError::BadVersion(self.version.clone()))?;
         let supersedes = match &self.supersedes {
             Some(s) => Some(
-                semver::Version::parse(s).map_err(|_| DeclarationError::BadSupersedes(s.clone()))?,
+                semver::Version::parse(s)
+                    .map_err(|_| DeclarationError::BadSupersedes(s.clone()))?,
             ),
             None => None,
         };
@@ -176,10 +179,15 @@ mod tests {
     fn successor_must_be_newer_and_supersede_the_current() {
         let v1 = decl("1.1.0", None);
         assert!(v1.validate_against(None).is_ok());
-        assert!(decl("1.2.0", Some("1.1.0")).validate_against(Some(&v1)).is_ok());
+        assert!(decl("1.2.0", Some("1.1.0"))
+            .validate_against(Some(&v1))
+            .is_ok());
         assert_eq!(
             decl("1.0.9", Some("1.1.0")).validate_against(Some(&v1)),
-            Err(DeclarationError::NotNewer { new: "1.0.9".into(), current: "1.1.0".into() })
+            Err(DeclarationError::NotNewer {
+                new: "1.0.9".into(),
+                current: "1.1.0".into()
+            })
         );
         assert!(matches!(
             decl("1.2.0", Some("1.0.0")).validate_against(Some(&v1)),
@@ -197,7 +205,10 @@ mod tests {
 
     #[test]
     fn malformed_declarations_are_refused_with_the_reason() {
-        assert!(matches!(decl("v1", None).validate_against(None), Err(DeclarationError::BadVersion(_))));
+        assert!(matches!(
+            decl("v1", None).validate_against(None),
+            Err(DeclarationError::BadVersion(_))
+        ));
         let mut d = decl("1.0.0", None);
         d.declared_accuracy.insert("factual_retrieval".into(), 1.2);
         let err = d.validate_against(None).unwrap_err();
@@ -210,6 +221,9 @@ mod tests {
         assert_eq!(d.validate_against(None), Err(DeclarationError::NoValidity));
         let mut d = decl("1.0.0", None);
         d.declared_accuracy.clear();
-        assert_eq!(d.validate_against(None), Err(DeclarationError::NoCategories));
+        assert_eq!(
+            d.validate_against(None),
+            Err(DeclarationError::NoCategories)
+        );
     }
 }

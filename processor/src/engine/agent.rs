@@ -198,13 +198,19 @@ impl Agent {
             .iter()
             .map(|a| a.rule)
             .filter(|r| {
-                matches!(r, Rule::AccuracyBelowDeclaration(_) | Rule::AccuracyDeclarationExpired)
+                matches!(
+                    r,
+                    Rule::AccuracyBelowDeclaration(_) | Rule::AccuracyDeclarationExpired
+                )
             })
             .collect();
         for rule in stale {
             let name = self.rule_name(ctx, rule);
-            if let Some(ch) = self.alerts.reconcile(ctx.id, &name, rule, None, None, ctx.clock) {
-                self.emit_alert(ctx, ch, &name, String::new(), ctx.clock, out);
+            if let Some(ch) = self
+                .alerts
+                .reconcile(ctx.id, &name, rule, None, None, ctx.clock)
+            {
+                self.emit_alert(ctx, ch, &name, ctx.clock, out);
             }
         }
         self.declared = Some(Box::new(Declared { decl, measures }));
@@ -234,7 +240,10 @@ impl Agent {
         match w {
             WindowRef::Budget => {
                 let m = self.metrics.total();
-                TaskCounts { tasks: m.tasks, failed: m.failed }
+                TaskCounts {
+                    tasks: m.tasks,
+                    failed: m.failed,
+                }
             }
             WindowRef::Burn(i) => *self.burn[i as usize].total(),
         }
@@ -246,14 +255,18 @@ impl Agent {
     }
 
     /// Evaluates every alert rule and the budget status at `now`.
-    fn evaluate(&mut self, ctx: &Ctx, now: TimestampMs, budget: ErrorBudget, out: &mut Vec<Output>) {
+    fn evaluate(
+        &mut self,
+        ctx: &Ctx,
+        now: TimestampMs,
+        budget: ErrorBudget,
+        out: &mut Vec<Output>,
+    ) {
         let slo = ctx.slo;
         let a = &slo.alerts;
         let m = self.metrics.total();
         let floor = m.tasks >= a.min_tasks as u64;
         let gated = |v: Option<f64>, ok: bool| v.filter(|_| ok);
-        let budget_label = duration_label(slo.window_ms);
-        let breaker_label = duration_label(slo.breaker.window_ms);
 
         let success = gated(ratio(m.tasks - m.failed, m.tasks), floor);
         let tools = gated(ratio(m.tool_calls, m.tasks), floor);
@@ -264,28 +277,67 @@ impl Agent {
             ratio(m.hallucinations, m.hallucination_evaluated),
             m.hallucination_evaluated >= a.min_tasks as u64,
         );
-        let p99 = if floor && (a.p99_latency_ms.warning.is_some() || a.p99_latency_ms.critical.is_some())
+        let p99 = if floor
+            && (a.p99_latency_ms.warning.is_some() || a.p99_latency_ms.critical.is_some())
         {
             self.latency_quantile(0.99).map(|v| v as f64)
         } else {
             None
         };
-        let availability = gated(ratio(m.tasks, m.attempts()), m.attempts() >= a.min_tasks as u64);
+        let availability = gated(
+            ratio(m.tasks, m.attempts()),
+            m.attempts() >= a.min_tasks as u64,
+        );
         let loops = self.breaker.counts().loops;
 
-        let fixed: [(Rule, Option<f64>, &Thresholds, Direction, &str); 8] = [
-            (Rule::TaskSuccessRate, success, &a.task_success_rate, Direction::Below, &budget_label),
-            (Rule::AvgToolCalls, tools, &a.avg_tool_calls, Direction::Above, &budget_label),
-            (Rule::ErrorBudgetRemaining, remaining, &a.error_budget_remaining, Direction::Below, &budget_label),
-            (Rule::CircuitOpens24h, opens, &a.circuit_opens_24h, Direction::Above, "24h"),
-            (Rule::PolicyViolationRate, violations, &a.policy_violation_rate, Direction::Above, &budget_label),
-            (Rule::HallucinationRate, halluc, &a.hallucination_rate, Direction::Above, &budget_label),
-            (Rule::P99LatencyMs, p99, &a.p99_latency_ms, Direction::Above, &budget_label),
-            (Rule::Availability, availability, &a.availability, Direction::Below, &budget_label),
+        let fixed: [(Rule, Option<f64>, &Thresholds, Direction); 8] = [
+            (
+                Rule::TaskSuccessRate,
+                success,
+                &a.task_success_rate,
+                Direction::Below,
+            ),
+            (
+                Rule::AvgToolCalls,
+                tools,
+                &a.avg_tool_calls,
+                Direction::Above,
+            ),
+            (
+                Rule::ErrorBudgetRemaining,
+                remaining,
+                &a.error_budget_remaining,
+                Direction::Below,
+            ),
+            (
+                Rule::CircuitOpens24h,
+                opens,
+                &a.circuit_opens_24h,
+                Direction::Above,
+            ),
+            (
+                Rule::PolicyViolationRate,
+                violations,
+                &a.policy_violation_rate,
+                Direction::Above,
+            ),
+            (
+                Rule::HallucinationRate,
+                halluc,
+                &a.hallucination_rate,
+                Direction::Above,
+            ),
+            (Rule::P99LatencyMs, p99, &a.p99_latency_ms, Direction::Above),
+            (
+                Rule::Availability,
+                availability,
+                &a.availability,
+                Direction::Below,
+            ),
         ];
-        for (rule, value, thresholds, dir, window) in fixed {
+        for (rule, value, thresholds, dir) in fixed {
             let wanted = value.and_then(|v| level(v, thresholds, dir));
-            self.apply_rule(ctx, rule, value, wanted, window, now, out);
+            self.apply_rule(ctx, rule, value, wanted, now, out);
         }
 
         let loop_wanted = (loops > 0).then_some(Wanted {
@@ -293,7 +345,14 @@ impl Agent {
             value: Some(loops as f64),
             threshold: 0.0,
         });
-        self.apply_rule(ctx, Rule::DelegationLoop, Some(loops as f64), loop_wanted, &breaker_label, now, out);
+        self.apply_rule(
+            ctx,
+            Rule::DelegationLoop,
+            Some(loops as f64),
+            loop_wanted,
+            now,
+            out,
+        );
 
         for (i, rule) in slo.burn_rate.rules.iter().enumerate() {
             let (lw, sw) = ctx.plan.rule_windows[i];
@@ -309,11 +368,10 @@ impl Agent {
                 }),
                 _ => None,
             };
-            let window = format!("{}/{}", duration_label(rule.long_ms), duration_label(rule.short_ms));
-            self.apply_rule(ctx, Rule::BurnRate(i as u8), long_rate, wanted, &window, now, out);
+            self.apply_rule(ctx, Rule::BurnRate(i as u8), long_rate, wanted, now, out);
         }
 
-        self.evaluate_accuracy(ctx, now, &budget_label, out);
+        self.evaluate_accuracy(ctx, now, out);
 
         if budget.status != self.status {
             self.status = budget.status;
@@ -322,7 +380,7 @@ impl Agent {
         }
     }
 
-    fn evaluate_accuracy(&mut self, ctx: &Ctx, now: TimestampMs, window: &str, out: &mut Vec<Output>) {
+    fn evaluate_accuracy(&mut self, ctx: &Ctx, now: TimestampMs, out: &mut Vec<Output>) {
         let Some(d) = self.declared.as_deref() else {
             return;
         };
@@ -353,9 +411,16 @@ impl Agent {
             threshold: d.decl.valid_for_days as f64,
         });
         for (rule, value, wanted) in checks {
-            self.apply_rule(ctx, rule, value, wanted, window, now, out);
+            self.apply_rule(ctx, rule, value, wanted, now, out);
         }
-        self.apply_rule(ctx, Rule::AccuracyDeclarationExpired, Some(age_days), expired, "", now, out);
+        self.apply_rule(
+            ctx,
+            Rule::AccuracyDeclarationExpired,
+            Some(age_days),
+            expired,
+            now,
+            out,
+        );
     }
 
     /// Measured value and sample count of one accuracy measure.
@@ -374,14 +439,12 @@ impl Agent {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn apply_rule(
         &mut self,
         ctx: &Ctx,
         rule: Rule,
         value: Option<f64>,
         wanted: Option<Wanted>,
-        window: &str,
         now: TimestampMs,
         out: &mut Vec<Output>,
     ) {
@@ -390,8 +453,11 @@ impl Agent {
             return;
         }
         let name = self.rule_name(ctx, rule);
-        if let Some(ch) = self.alerts.reconcile(ctx.id, &name, rule, value, wanted, now) {
-            self.emit_alert(ctx, ch, &name, window.to_string(), now, out);
+        if let Some(ch) = self
+            .alerts
+            .reconcile(ctx.id, &name, rule, value, wanted, now)
+        {
+            self.emit_alert(ctx, ch, &name, now, out);
         }
     }
 
@@ -419,10 +485,10 @@ impl Agent {
         ctx: &Ctx,
         ch: AlertChange,
         name: &str,
-        window: String,
         now: TimestampMs,
         out: &mut Vec<Output>,
     ) {
+        let window = rule_window(ctx.slo, ch.rule);
         self.seq += 1;
         self.dirty = true;
         out.push(Output::Alert(AlertEvent {
@@ -460,8 +526,31 @@ impl Agent {
     }
 
     /// The budget snapshot at `now` (windows must already be advanced).
-    pub(crate) fn snapshot(&mut self, ctx: &Ctx, now: TimestampMs, trigger: SnapshotTrigger) -> BudgetSnapshot {
+    pub(crate) fn snapshot(
+        &mut self,
+        ctx: &Ctx,
+        now: TimestampMs,
+        trigger: SnapshotTrigger,
+    ) -> BudgetSnapshot {
         self.seq += 1;
         super::view::snapshot(self, ctx, now, trigger)
+    }
+}
+
+/// The window a rule's value is computed over, as shown on its alerts.
+fn rule_window(slo: &Slo, rule: Rule) -> String {
+    match rule {
+        Rule::CircuitOpens24h => "24h".to_string(),
+        Rule::DelegationLoop => duration_label(slo.breaker.window_ms),
+        Rule::BurnRate(i) => {
+            let r = &slo.burn_rate.rules[i as usize];
+            format!(
+                "{}/{}",
+                duration_label(r.long_ms),
+                duration_label(r.short_ms)
+            )
+        }
+        Rule::AccuracyDeclarationExpired => String::new(),
+        _ => duration_label(slo.window_ms),
     }
 }

@@ -142,13 +142,31 @@ mod tests {
         let slo = Slo::default();
         // 1000 tasks → budget of 50 failures.
         assert_eq!(ErrorBudget::compute(&slo, 1000, 0).remaining_percent, 100.0);
-        assert_eq!(ErrorBudget::compute(&slo, 1000, 37).status, BudgetStatus::Healthy); // 26 %
-        assert_eq!(ErrorBudget::compute(&slo, 1000, 38).status, BudgetStatus::Warning); // 24 %
-        assert_eq!(ErrorBudget::compute(&slo, 1000, 45).status, BudgetStatus::Warning); // 10 %
-        assert_eq!(ErrorBudget::compute(&slo, 1000, 46).status, BudgetStatus::Critical); // 8 %
-        assert_eq!(ErrorBudget::compute(&slo, 1000, 50).status, BudgetStatus::Exhausted); // 0 %
+        assert_eq!(
+            ErrorBudget::compute(&slo, 1000, 37).status,
+            BudgetStatus::Healthy
+        ); // 26 %
+        assert_eq!(
+            ErrorBudget::compute(&slo, 1000, 38).status,
+            BudgetStatus::Warning
+        ); // 24 %
+        assert_eq!(
+            ErrorBudget::compute(&slo, 1000, 45).status,
+            BudgetStatus::Warning
+        ); // 10 %
+        assert_eq!(
+            ErrorBudget::compute(&slo, 1000, 46).status,
+            BudgetStatus::Critical
+        ); // 8 %
+        assert_eq!(
+            ErrorBudget::compute(&slo, 1000, 50).status,
+            BudgetStatus::Exhausted
+        ); // 0 %
         let empty = ErrorBudget::compute(&slo, 0, 0);
-        assert_eq!((empty.remaining_percent, empty.status), (100.0, BudgetStatus::Healthy));
+        assert_eq!(
+            (empty.remaining_percent, empty.status),
+            (100.0, BudgetStatus::Healthy)
+        );
     }
 
     #[test]
@@ -161,7 +179,10 @@ mod tests {
             "Degrade agent to its fallback mode — error budget depleted"
         );
         slo.on_budget_exhausted = BudgetAction::CircuitBreak;
-        assert_eq!(b.recommendation(&slo), "Circuit break agent — error budget depleted");
+        assert_eq!(
+            b.recommendation(&slo),
+            "Circuit break agent — error budget depleted"
+        );
     }
 
     #[test]

@@ -131,7 +131,14 @@ impl MetricCounts {
         let i = match self.evals.binary_search_by_key(&category, |c| c.category) {
             Ok(i) => i,
             Err(i) => {
-                self.evals.insert(i, EvalCount { category, evaluated: 0, passed: 0 });
+                self.evals.insert(
+                    i,
+                    EvalCount {
+                        category,
+                        evaluated: 0,
+                        passed: 0,
+                    },
+                );
                 i
             }
         };
@@ -167,7 +174,10 @@ impl Aggregate for MetricCounts {
         self.delegation_depth_sum -= o.delegation_depth_sum;
         self.latency_sum_ms -= o.latency_sum_ms;
         for ev in &o.evals {
-            if let Ok(i) = self.evals.binary_search_by_key(&ev.category, |c| c.category) {
+            if let Ok(i) = self
+                .evals
+                .binary_search_by_key(&ev.category, |c| c.category)
+            {
                 self.evals[i].evaluated -= ev.evaluated;
                 self.evals[i].passed -= ev.passed;
             }

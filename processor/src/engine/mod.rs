@@ -208,7 +208,16 @@ impl Engine {
             }
             *pending = None;
             let before = out.len();
-            let ctx = ctx_for(&self.config, &self.plans, &self.ids, &self.categories, &self.options, agent, i, self.clock);
+            let ctx = ctx_for(
+                &self.config,
+                &self.plans,
+                &self.ids,
+                &self.categories,
+                &self.options,
+                agent,
+                i,
+                self.clock,
+            );
             match kind {
                 TimerKind::Breaker => agent.on_breaker_timer(&ctx, due, out),
                 TimerKind::Reevaluate | TimerKind::Expiry => agent.reevaluate(&ctx, due, out),
@@ -233,7 +242,16 @@ impl Engine {
         }
         let before = out.len();
         let agent = &mut self.agents[i];
-        let ctx = ctx_for(&self.config, &self.plans, &self.ids, &self.categories, &self.options, agent, i, self.clock);
+        let ctx = ctx_for(
+            &self.config,
+            &self.plans,
+            &self.ids,
+            &self.categories,
+            &self.options,
+            agent,
+            i,
+            self.clock,
+        );
         let applied = agent.on_event(&ctx, e, &self.scratch, out);
         match applied {
             Applied::Duplicate => self.stats.duplicates += 1,
@@ -251,7 +269,16 @@ impl Engine {
         let i = self.slot(agent_id);
         let before = out.len();
         let agent = &mut self.agents[i];
-        let ctx = ctx_for(&self.config, &self.plans, &self.ids, &self.categories, &self.options, agent, i, self.clock);
+        let ctx = ctx_for(
+            &self.config,
+            &self.plans,
+            &self.ids,
+            &self.categories,
+            &self.options,
+            agent,
+            i,
+            self.clock,
+        );
         let changed = agent.command(&ctx, cmd, out);
         self.count(before, out);
         self.schedule(i);
@@ -275,7 +302,16 @@ impl Engine {
             .collect();
         let before = out.len();
         let agent = &mut self.agents[i];
-        let ctx = ctx_for(&self.config, &self.plans, &self.ids, &self.categories, &self.options, agent, i, self.clock);
+        let ctx = ctx_for(
+            &self.config,
+            &self.plans,
+            &self.ids,
+            &self.categories,
+            &self.options,
+            agent,
+            i,
+            self.clock,
+        );
         let result = agent.declare(&ctx, decl, measures, out);
         self.count(before, out);
         self.schedule(i);
@@ -287,7 +323,16 @@ impl Engine {
         let i = *self.index.get(agent_id)? as usize;
         let agent = &mut self.agents[i];
         agent.advance(self.clock);
-        let ctx = ctx_for(&self.config, &self.plans, &self.ids, &self.categories, &self.options, agent, i, self.clock);
+        let ctx = ctx_for(
+            &self.config,
+            &self.plans,
+            &self.ids,
+            &self.categories,
+            &self.options,
+            agent,
+            i,
+            self.clock,
+        );
         Some(view::metrics(agent, &ctx, self.clock))
     }
 
@@ -323,7 +368,16 @@ impl Engine {
         let agent = &mut self.agents[i];
         agent.advance(self.clock);
         agent.dirty = false;
-        let ctx = ctx_for(&self.config, &self.plans, &self.ids, &self.categories, &self.options, agent, i, self.clock);
+        let ctx = ctx_for(
+            &self.config,
+            &self.plans,
+            &self.ids,
+            &self.categories,
+            &self.options,
+            agent,
+            i,
+            self.clock,
+        );
         self.stats.snapshots += 1;
         agent.snapshot(&ctx, self.clock, trigger)
     }
@@ -335,7 +389,11 @@ impl Engine {
         }
         let id: Arc<str> = Arc::from(agent_id);
         let slo_id = self.config.resolve(agent_id);
-        let agent = Agent::new(slo_id, self.config.slo(slo_id), &self.plans[slo_id.0 as usize]);
+        let agent = Agent::new(
+            slo_id,
+            self.config.slo(slo_id),
+            &self.plans[slo_id.0 as usize],
+        );
         let i = self.agents.len();
         self.agents.push(agent);
         self.ids.push(id.clone());

@@ -37,10 +37,13 @@ impl SloPlan {
             if ms == slo.window_ms {
                 return WindowRef::Budget;
             }
-            let i = burn_windows.iter().position(|&w| w == ms).unwrap_or_else(|| {
-                burn_windows.push(ms);
-                burn_windows.len() - 1
-            });
+            let i = burn_windows
+                .iter()
+                .position(|&w| w == ms)
+                .unwrap_or_else(|| {
+                    burn_windows.push(ms);
+                    burn_windows.len() - 1
+                });
             WindowRef::Burn(i as u8)
         };
         let rule_windows = slo
@@ -49,6 +52,9 @@ impl SloPlan {
             .iter()
             .map(|r| (place(r.long_ms), place(r.short_ms)))
             .collect();
-        SloPlan { burn_windows, rule_windows }
+        SloPlan {
+            burn_windows,
+            rule_windows,
+        }
     }
 }

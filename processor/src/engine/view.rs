@@ -120,17 +120,33 @@ pub(crate) fn snapshot(
 /// The objectives of SPEC §4 that the window currently misses.
 fn violations(slo: &Slo, m: &AgentMetrics) -> Vec<String> {
     let checks = [
-        ("task_success_rate", m.task_success_rate.is_some_and(|v| v < slo.task_success_rate)),
+        (
+            "task_success_rate",
+            m.task_success_rate
+                .is_some_and(|v| v < slo.task_success_rate),
+        ),
         (
             "max_tool_calls_per_task",
-            m.avg_tool_calls.is_some_and(|v| v > slo.max_tool_calls_per_task),
+            m.avg_tool_calls
+                .is_some_and(|v| v > slo.max_tool_calls_per_task),
         ),
-        ("max_latency_ms", m.p99_latency_ms.is_some_and(|v| v > slo.max_latency_ms)),
-        ("max_error_rate", m.policy_violation_rate.is_some_and(|v| v > slo.max_error_rate)),
-        ("min_availability", m.availability.is_some_and(|v| v < slo.min_availability)),
+        (
+            "max_latency_ms",
+            m.p99_latency_ms.is_some_and(|v| v > slo.max_latency_ms),
+        ),
+        (
+            "max_error_rate",
+            m.policy_violation_rate
+                .is_some_and(|v| v > slo.max_error_rate),
+        ),
+        (
+            "min_availability",
+            m.availability.is_some_and(|v| v < slo.min_availability),
+        ),
         (
             "max_delegation_depth",
-            m.delegation_depth_max.is_some_and(|v| v > slo.max_delegation_depth),
+            m.delegation_depth_max
+                .is_some_and(|v| v > slo.max_delegation_depth),
         ),
     ];
     checks
