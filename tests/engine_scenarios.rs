@@ -686,3 +686,27 @@ fn seed_metrics_over_the_window() {
     let p50 = m.p50_latency_ms.unwrap() as f64;
     assert!((p50 - 5_000.0).abs() <= 50.0, "p50 {p50}");
 }
+
+/// The SLO file documented in the README loads as written, and means what it says.
+#[test]
+fn the_readme_slo_example_loads() {
+    let readme = include_str!("../README.md");
+    let start = readme.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+    let yaml = &readme[start..start + readme[start..].find("```").unwrap()];
+    let config = SloConfig::from_yaml_str(yaml).expect("the README's example is valid");
+    let finance = config.slo(config.resolve("finance-payments"));
+    assert_eq!(finance.on_budget_exhausted.as_str(), "circuit_break");
+    let research = config.slo(config.resolve("research-agent"));
+    assert_eq!(research.max_tool_calls_per_task, 20.0);
+    assert_eq!(research.burn_rate.rules.len(), 3);
+    assert_eq!(
+        *research,
+        {
+            let mut expected = breakwater::config::Slo::default();
+            expected.source = "research-agent".into();
+            expected.max_tool_calls_per_task = 20.0;
+            expected
+        },
+        "the README's defaults are the built-in defaults"
+    );
+}

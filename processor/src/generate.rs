@@ -37,7 +37,7 @@ pub struct Profile {
 /// Research agents: long tasks, many tool calls, sub-agents.
 pub const RESEARCH: Profile = Profile {
     name: "research",
-    tasks_per_minute: 2.0,
+    tasks_per_minute: 5.0,
     latency_median_ms: 12_000.0,
     latency_sigma: 0.5,
     tool_calls_mean: 8.0,
@@ -366,7 +366,7 @@ mod tests {
             .filter(|e| e.timestamp >= start + 40 * 60_000 && e.timestamp < start + 70 * 60_000)
             .collect();
         let failed = burst.iter().filter(|e| e.outcome.is_failed()).count();
-        assert!(burst.len() > 30, "about 2 tasks a minute for 30 minutes");
+        assert!(burst.len() > 100, "about 5 tasks a minute for 30 minutes");
         assert!(
             failed * 3 > burst.len(),
             "about half fail: {failed}/{}",

@@ -141,7 +141,7 @@ impl Agent {
         let budget = self.budget_for(ctx.slo);
         let budget_trip = budget.status == BudgetStatus::Exhausted
             && ctx.slo.on_budget_exhausted == BudgetAction::CircuitBreak
-            && budget.tasks >= ctx.slo.breaker.min_calls as u64;
+            && budget.tasks >= ctx.slo.alerts.min_tasks as u64;
         let bctx = EventContext {
             clock: ctx.clock,
             max_delegation_depth: ctx.slo.max_delegation_depth,

@@ -12,6 +12,10 @@
 //!   probes can close the breaker even while the budget is still exhausted,
 //!   and it re-arms only when the budget leaves EXHAUSTED. Otherwise a
 //!   circuit_break agent would flap open every cooldown for a whole day.
+//! - Like the error_budget_remaining alert, the BUDGET_EXHAUSTED trip waits
+//!   until the budget window holds `alerts.min_tasks` tasks: one failure in
+//!   the first twenty tasks of a day exhausts a 95 % budget on paper, but it
+//!   is no reason to cut an agent off.
 
 use std::collections::VecDeque;
 
