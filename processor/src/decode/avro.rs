@@ -424,7 +424,7 @@ mod tests {
         let ours = AvroSchemas::task_event();
         for e in [
             sample("e-1"),
-            TaskEvent::new("e-2", "a", -5, Outcome::Success),
+            TaskEvent::new("e-2", "a", 0, Outcome::Success),
         ] {
             let bytes = encode_avro_datum(&e);
             assert_eq!(decode_avro_datum(&bytes, ours).unwrap(), e);
