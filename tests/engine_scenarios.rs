@@ -710,3 +710,23 @@ fn the_readme_slo_example_loads() {
         "the README's defaults are the built-in defaults"
     );
 }
+
+#[test]
+fn an_agent_tracks_at_most_32_eval_categories() {
+    let mut h = Harness::new();
+    for round in 0..3 {
+        let mut e = ev("a", T0 + round * SEC, Outcome::Success);
+        e.evals = (0..40)
+            .map(|c| Eval {
+                category: format!("cat{c:02}"),
+                passed: c % 2 == 0,
+            })
+            .collect();
+        h.feed(e);
+    }
+    let m = h.engine.metrics("a").unwrap();
+    assert_eq!(m.eval_pass_rates.len(), 32, "the first 32 categories seen");
+    assert_eq!(m.eval_pass_rates["cat00"], Some(1.0));
+    assert_eq!(m.eval_pass_rates["cat31"], Some(0.0));
+    assert!(!m.eval_pass_rates.contains_key("cat32"));
+}

@@ -8,7 +8,9 @@ use super::accuracy::{AccuracyDeclaration, DeclarationError, Measure};
 use super::alert::{level, AlertBook, AlertChange, Rule, Wanted};
 use super::breaker::{CircuitBreaker, Command, EventContext, Transition};
 use super::budget::{burn_rate, BudgetStatus, ErrorBudget};
-use super::counts::{ratio, BreakerCounts, MetricCounts, TaskCounts};
+use super::counts::{
+    ratio, BreakerCounts, MetricCounts, TaskCounts, MAX_EVAL_CATEGORIES, UNTRACKED,
+};
 use super::dedup::RecentIds;
 use super::plan::{SloPlan, WindowRef};
 use super::sketch::LatencySketch;
@@ -62,6 +64,8 @@ pub struct Agent {
     /// Last sequence number used on an output record.
     pub(crate) seq: u64,
     pub(crate) recent: RecentIds,
+    /// Eval categories this agent tracks (at most `MAX_EVAL_CATEGORIES`).
+    pub(crate) eval_categories: Vec<u16>,
     /// Changed since the last periodic snapshot.
     pub(crate) dirty: bool,
     /// Due times of this agent's pending timers, to ignore superseded ones.
@@ -93,6 +97,7 @@ impl Agent {
             status: BudgetStatus::Healthy,
             seq: 0,
             recent: RecentIds::default(),
+            eval_categories: Vec::new(),
             dirty: false,
             timers: PendingTimers::default(),
         }
@@ -116,17 +121,29 @@ impl Agent {
         !self.alerts.is_empty() || self.status != BudgetStatus::Healthy
     }
 
-    /// Counts an event and applies every rule it can trigger.
+    /// Counts an event and applies every rule it can trigger. `categories`
+    /// are the interned categories of `e.evals`; the ones this agent does
+    /// not track are overwritten with `UNTRACKED`.
     pub(crate) fn on_event(
         &mut self,
         ctx: &Ctx,
         e: &TaskEvent,
-        categories: &[u16],
+        categories: &mut [u16],
         out: &mut Vec<Output>,
     ) -> Applied {
         if !self.recent.insert(&e.event_id, ctx.dedup_window) {
             return Applied::Duplicate;
         }
+        for cat in categories.iter_mut() {
+            if !self.eval_categories.contains(cat) {
+                if self.eval_categories.len() < MAX_EVAL_CATEGORIES {
+                    self.eval_categories.push(*cat);
+                } else {
+                    *cat = UNTRACKED;
+                }
+            }
+        }
+        let categories = &*categories;
         if !self.metrics.record(e.timestamp, |m| m.add(e, categories)) {
             return Applied::Late;
         }

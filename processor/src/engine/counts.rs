@@ -71,6 +71,14 @@ impl Aggregate for BreakerCounts {
     }
 }
 
+/// Eval categories tracked per agent: the first 32 distinct ones it reports.
+/// Results for further categories are not counted, which bounds an agent's
+/// memory whatever its producer sends.
+pub const MAX_EVAL_CATEGORIES: usize = 32;
+
+/// Marks an eval whose category the agent does not track.
+pub const UNTRACKED: u16 = u16::MAX;
+
 /// Passed/evaluated for one eval category (interned id, see `Categories`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvalCount {
@@ -119,7 +127,9 @@ impl MetricCounts {
                 self.intent_missed += (!met) as u64;
             }
             for (eval, &cat) in e.evals.iter().zip(categories) {
-                self.add_eval(cat, eval.passed);
+                if cat != UNTRACKED {
+                    self.add_eval(cat, eval.passed);
+                }
             }
         } else {
             self.unavailable += 1;

@@ -252,7 +252,7 @@ impl Engine {
             i,
             self.clock,
         );
-        let applied = agent.on_event(&ctx, e, &self.scratch, out);
+        let applied = agent.on_event(&ctx, e, &mut self.scratch, out);
         match applied {
             Applied::Duplicate => self.stats.duplicates += 1,
             Applied::Late => self.stats.late += 1,
