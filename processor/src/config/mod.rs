@@ -29,7 +29,12 @@
 //! [`SloId`] into [`SloConfig::slos`].
 
 mod file;
+mod matcher;
+mod raw;
 mod slo;
+#[cfg(test)]
+mod tests;
+mod validate;
 
-pub use file::*;
+pub use file::{ConfigError, SloConfig, SloId};
 pub use slo::*;
