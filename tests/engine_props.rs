@@ -98,9 +98,9 @@ proptest! {
         let inside: Vec<_> = accepted.iter().filter(|e| e.timestamp.div_euclid(width) >= oldest).collect();
         let m = engine.metrics("a").unwrap();
         let tasks: Vec<_> = inside.iter().filter(|e| e.outcome.is_task()).collect();
-        prop_assert_eq!(m.tasks, tasks.len() as u64);
-        prop_assert_eq!(m.attempts, inside.len() as u64);
-        prop_assert_eq!(m.failed, tasks.iter().filter(|e| e.outcome.is_failed()).count() as u64);
+        prop_assert_eq!(m.tasks, tasks.len() as i64);
+        prop_assert_eq!(m.attempts, inside.len() as i64);
+        prop_assert_eq!(m.failed, tasks.iter().filter(|e| e.outcome.is_failed()).count() as i64);
         let calls: u64 = tasks.iter().map(|e| e.tool_calls as u64).sum();
         let expect_avg = if tasks.is_empty() { None } else { Some(calls as f64 / tasks.len() as f64) };
         prop_assert_eq!(m.avg_tool_calls, expect_avg);

@@ -701,11 +701,10 @@ fn the_readme_slo_example_loads() {
     assert_eq!(research.burn_rate.rules.len(), 3);
     assert_eq!(
         *research,
-        {
-            let mut expected = breakwater::config::Slo::default();
-            expected.source = "research-agent".into();
-            expected.max_tool_calls_per_task = 20.0;
-            expected
+        breakwater::config::Slo {
+            source: "research-agent".into(),
+            max_tool_calls_per_task: 20.0,
+            ..breakwater::config::Slo::default()
         },
         "the README's defaults are the built-in defaults"
     );

@@ -15,19 +15,30 @@ use crate::engine::breaker::{Reason, StateName};
 use crate::engine::budget::BudgetStatus;
 use crate::event::TimestampMs;
 
+/// Avro has no unsigned types: counters go out as `long`. Saturates, though
+/// no real counter comes near 2^63.
+pub(crate) fn long(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Small counts and depths go out as Avro `int`.
+pub(crate) fn int(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
 /// A breaker state change, for the compacted breaker-state topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BreakerTransition {
     pub agent_id: String,
-    pub seq: u64,
+    pub seq: i64,
     pub state: StateName,
     pub previous_state: StateName,
     pub reason: Reason,
     /// failed / tasks over the breaker window; null with no task.
     pub failure_rate: Option<f64>,
     pub avg_latency_ms: Option<f64>,
-    pub window_tasks: u64,
-    pub window_failed: u64,
+    pub window_tasks: i64,
+    pub window_failed: i64,
     /// When an OPEN breaker will half-open.
     pub retry_at: Option<TimestampMs>,
     /// The cooldown that produced `retry_at`.
@@ -42,7 +53,7 @@ pub struct AlertEvent {
     /// Stable for one episode: FIRING, escalations and RESOLVED share it.
     pub alert_id: String,
     pub agent_id: String,
-    pub seq: u64,
+    pub seq: i64,
     pub rule: String,
     pub status: AlertStatus,
     pub severity: Severity,
@@ -72,7 +83,7 @@ pub struct BurnRate {
     pub window: String,
     pub window_ms: i64,
     pub burn_rate: Option<f64>,
-    pub tasks: u64,
+    pub tasks: i64,
 }
 
 /// The SLO the snapshot was computed against.
@@ -82,12 +93,12 @@ pub struct SloSummary {
     pub source: String,
     pub task_success_rate: f64,
     pub max_tool_calls_per_task: f64,
-    pub max_latency_ms: u64,
+    pub max_latency_ms: i64,
     pub max_error_rate: f64,
     pub min_availability: f64,
     pub window_ms: i64,
     pub on_budget_exhausted: String,
-    pub max_delegation_depth: u32,
+    pub max_delegation_depth: i32,
 }
 
 /// The breaker as of the snapshot.
@@ -96,11 +107,11 @@ pub struct BreakerView {
     pub state: StateName,
     pub retry_at: Option<TimestampMs>,
     pub time_until_retry: Option<f64>,
-    pub circuit_opens_24h: u32,
+    pub circuit_opens_24h: i32,
     pub failure_rate: Option<f64>,
     pub avg_latency_ms: Option<f64>,
-    pub window_tasks: u64,
-    pub window_failed: u64,
+    pub window_tasks: i64,
+    pub window_failed: i64,
 }
 
 /// The seed's AgentMetrics view (SPEC §3, §11) over the budget window. A rate
@@ -108,9 +119,9 @@ pub struct BreakerView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentMetrics {
     pub agent_id: String,
-    pub tasks: u64,
-    pub attempts: u64,
-    pub failed: u64,
+    pub tasks: i64,
+    pub attempts: i64,
+    pub failed: i64,
     pub task_success_rate: Option<f64>,
     pub availability: Option<f64>,
     pub avg_tool_calls: Option<f64>,
@@ -118,16 +129,16 @@ pub struct AgentMetrics {
     pub hallucination_rate: Option<f64>,
     pub intent_miss_rate: Option<f64>,
     pub delegation_depth_avg: Option<f64>,
-    pub delegation_depth_max: Option<u32>,
+    pub delegation_depth_max: Option<i32>,
     pub avg_latency_ms: Option<f64>,
-    pub p50_latency_ms: Option<u64>,
-    pub p95_latency_ms: Option<u64>,
-    pub p99_latency_ms: Option<u64>,
+    pub p50_latency_ms: Option<i64>,
+    pub p95_latency_ms: Option<i64>,
+    pub p99_latency_ms: Option<i64>,
     /// Eval category → pass rate.
     pub eval_pass_rates: BTreeMap<String, Option<f64>>,
     pub error_budget_remaining: f64,
     pub circuit_state: StateName,
-    pub circuit_opens_24h: u32,
+    pub circuit_opens_24h: i32,
     pub time_until_retry: Option<f64>,
 }
 
@@ -139,14 +150,14 @@ pub struct AccuracyView {
     pub expired: bool,
     pub declared: BTreeMap<String, f64>,
     pub measured: BTreeMap<String, Option<f64>>,
-    pub samples: BTreeMap<String, u64>,
+    pub samples: BTreeMap<String, i64>,
 }
 
 /// The budget and everything around it, for the compacted snapshots topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetSnapshot {
     pub agent_id: String,
-    pub seq: u64,
+    pub seq: i64,
     pub trigger: SnapshotTrigger,
     /// The time the snapshot describes (the engine clock).
     pub event_time: TimestampMs,
@@ -154,8 +165,8 @@ pub struct BudgetSnapshot {
     /// First millisecond still inside the budget window.
     pub window_start: TimestampMs,
     pub window_end: TimestampMs,
-    pub tasks: u64,
-    pub failed: u64,
+    pub tasks: i64,
+    pub failed: i64,
     pub consumed: f64,
     pub remaining_percent: f64,
     pub status: BudgetStatus,
@@ -188,7 +199,7 @@ impl Output {
         }
     }
 
-    pub fn seq(&self) -> u64 {
+    pub fn seq(&self) -> i64 {
         match self {
             Output::BreakerTransition(t) => t.seq,
             Output::Alert(a) => a.seq,

@@ -36,7 +36,7 @@ pub struct AccuracyDeclaration {
     /// category's pass rate.
     pub declared_accuracy: BTreeMap<String, f64>,
     pub measurement_method: String,
-    pub valid_for_days: u32,
+    pub valid_for_days: i32,
     /// Epoch milliseconds.
     pub published_at: TimestampMs,
     /// The version this one replaces.
@@ -56,7 +56,7 @@ pub enum DeclarationError {
     NoCategories,
     #[error("declared_accuracy.{category} is {value}: allowed is a number in [0, 1]")]
     OutOfRange { category: String, value: f64 },
-    #[error("valid_for_days must be at least 1")]
+    #[error("valid_for_days must be at least 1 (a whole number of days)")]
     NoValidity,
     #[error("version {new} must be greater than the current version {current}")]
     NotNewer { new: String, current: String },
@@ -113,7 +113,7 @@ impl AccuracyDeclaration {
                 });
             }
         }
-        if self.valid_for_days == 0 {
+        if self.valid_for_days < 1 {
             return Err(DeclarationError::NoValidity);
         }
         if let Some(cur) = current {

@@ -18,7 +18,7 @@ use super::window::{SlidingWindow, BUDGET_BUCKETS, BURN_BUCKETS, SKETCH_BUCKETS}
 use super::Categories;
 use crate::config::{duration_label, BudgetAction, Direction, Severity, Slo, SloId, Thresholds};
 use crate::event::{TaskEvent, TimestampMs};
-use crate::output::{AlertEvent, BreakerTransition, BudgetSnapshot, Output, SnapshotTrigger};
+use crate::output::{long, AlertEvent, BreakerTransition, BudgetSnapshot, Output, SnapshotTrigger};
 
 /// What the engine lends an agent for one call.
 pub(crate) struct Ctx<'a> {
@@ -173,6 +173,9 @@ impl Agent {
 
     /// Fires the cooldown timer due at `due`.
     pub(crate) fn on_breaker_timer(&mut self, ctx: &Ctx, due: TimestampMs, out: &mut Vec<Output>) {
+        // The transition reports the breaker window as of `due`, not as of
+        // this agent's last event.
+        self.advance(due);
         if let Some(t) = self.breaker.on_timer(due) {
             self.emit_transition(ctx, t, out);
             self.dirty = true;
@@ -189,6 +192,7 @@ impl Agent {
 
     /// Applies an operator command at the clock's time.
     pub(crate) fn command(&mut self, ctx: &Ctx, cmd: Command, out: &mut Vec<Output>) -> bool {
+        self.advance(ctx.clock);
         match self.breaker.command(cmd, ctx.clock) {
             Some(t) => {
                 self.emit_transition(ctx, t, out);
@@ -511,7 +515,7 @@ impl Agent {
         out.push(Output::Alert(AlertEvent {
             alert_id: format!("{:016x}", ch.alert_id),
             agent_id: ctx.id.to_string(),
-            seq: self.seq,
+            seq: long(self.seq),
             rule: name.to_string(),
             status: ch.status,
             severity: ch.severity,
@@ -528,14 +532,14 @@ impl Agent {
         let c: &BreakerCounts = self.breaker.counts();
         out.push(Output::BreakerTransition(BreakerTransition {
             agent_id: ctx.id.to_string(),
-            seq: self.seq,
+            seq: long(self.seq),
             state: t.to,
             previous_state: t.from,
             reason: t.reason,
             failure_rate: c.failure_rate(),
             avg_latency_ms: c.avg_latency_ms(),
-            window_tasks: c.tasks,
-            window_failed: c.failed,
+            window_tasks: long(c.tasks),
+            window_failed: long(c.failed),
             retry_at: t.retry_at,
             cooldown_ms: t.cooldown_ms,
             event_time: t.at,

@@ -10,7 +10,8 @@ use crate::config::{duration_label, Slo};
 use crate::engine::budget::burn_rate;
 use crate::event::TimestampMs;
 use crate::output::{
-    AccuracyView, AgentMetrics, BreakerView, BudgetSnapshot, BurnRate, SloSummary, SnapshotTrigger,
+    int, long, AccuracyView, AgentMetrics, BreakerView, BudgetSnapshot, BurnRate, SloSummary,
+    SnapshotTrigger,
 };
 
 /// SPEC §3 over the budget window, plus the breaker fields of §11.
@@ -19,9 +20,9 @@ pub(crate) fn metrics(agent: &Agent, ctx: &Ctx, now: TimestampMs) -> AgentMetric
     let breaker = agent.breaker();
     AgentMetrics {
         agent_id: ctx.id.to_string(),
-        tasks: m.tasks,
-        attempts: m.attempts(),
-        failed: m.failed,
+        tasks: long(m.tasks),
+        attempts: long(m.attempts()),
+        failed: long(m.failed),
         task_success_rate: ratio(m.tasks - m.failed, m.tasks),
         availability: ratio(m.tasks, m.attempts()),
         avg_tool_calls: ratio(m.tool_calls, m.tasks),
@@ -29,11 +30,11 @@ pub(crate) fn metrics(agent: &Agent, ctx: &Ctx, now: TimestampMs) -> AgentMetric
         hallucination_rate: ratio(m.hallucinations, m.hallucination_evaluated),
         intent_miss_rate: ratio(m.intent_missed, m.intent_evaluated),
         delegation_depth_avg: ratio(m.delegation_depth_sum, m.tasks),
-        delegation_depth_max: max_depth(agent.metrics.buckets().map(|(_, b)| b)),
+        delegation_depth_max: max_depth(agent.metrics.buckets().map(|(_, b)| b)).map(int),
         avg_latency_ms: ratio(m.latency_sum_ms, m.tasks),
-        p50_latency_ms: agent.latency_quantile(0.50),
-        p95_latency_ms: agent.latency_quantile(0.95),
-        p99_latency_ms: agent.latency_quantile(0.99),
+        p50_latency_ms: agent.latency_quantile(0.50).map(long),
+        p95_latency_ms: agent.latency_quantile(0.95).map(long),
+        p99_latency_ms: agent.latency_quantile(0.99).map(long),
         eval_pass_rates: m
             .evals
             .iter()
@@ -44,7 +45,7 @@ pub(crate) fn metrics(agent: &Agent, ctx: &Ctx, now: TimestampMs) -> AgentMetric
             .collect(),
         error_budget_remaining: agent.budget_for(ctx.slo).remaining_percent,
         circuit_state: breaker.state().name(),
-        circuit_opens_24h: breaker.opens_24h(now),
+        circuit_opens_24h: int(breaker.opens_24h(now)),
         time_until_retry: breaker.time_until_retry(now),
     }
 }
@@ -69,7 +70,7 @@ pub(crate) fn snapshot(
                 window: duration_label(ms),
                 window_ms: ms,
                 burn_rate: burn_rate(slo, c.tasks, c.failed),
-                tasks: c.tasks,
+                tasks: long(c.tasks),
             });
         }
     };
@@ -87,14 +88,14 @@ pub(crate) fn snapshot(
         .collect();
     BudgetSnapshot {
         agent_id: ctx.id.to_string(),
-        seq: agent.seq,
+        seq: long(agent.seq),
         trigger,
         event_time: now,
         slo: summary(slo),
         window_start: now - slo.window_ms + 1,
         window_end: now,
-        tasks: budget.tasks,
-        failed: budget.failed,
+        tasks: long(budget.tasks),
+        failed: long(budget.failed),
         consumed: budget.consumed,
         remaining_percent: budget.remaining_percent,
         status: budget.status,
@@ -104,11 +105,11 @@ pub(crate) fn snapshot(
             state: breaker.state().name(),
             retry_at: breaker.retry_at(),
             time_until_retry: breaker.time_until_retry(now),
-            circuit_opens_24h: breaker.opens_24h(now),
+            circuit_opens_24h: int(breaker.opens_24h(now)),
             failure_rate: bc.failure_rate(),
             avg_latency_ms: bc.avg_latency_ms(),
-            window_tasks: bc.tasks,
-            window_failed: bc.failed,
+            window_tasks: long(bc.tasks),
+            window_failed: long(bc.failed),
         },
         metrics,
         slo_violations,
@@ -132,7 +133,8 @@ fn violations(slo: &Slo, m: &AgentMetrics) -> Vec<String> {
         ),
         (
             "max_latency_ms",
-            m.p99_latency_ms.is_some_and(|v| v > slo.max_latency_ms),
+            m.p99_latency_ms
+                .is_some_and(|v| v > long(slo.max_latency_ms)),
         ),
         (
             "max_error_rate",
@@ -146,7 +148,7 @@ fn violations(slo: &Slo, m: &AgentMetrics) -> Vec<String> {
         (
             "max_delegation_depth",
             m.delegation_depth_max
-                .is_some_and(|v| v > slo.max_delegation_depth),
+                .is_some_and(|v| v > int(slo.max_delegation_depth)),
         ),
     ];
     checks
@@ -161,12 +163,12 @@ fn summary(slo: &Slo) -> SloSummary {
         source: slo.source.clone(),
         task_success_rate: slo.task_success_rate,
         max_tool_calls_per_task: slo.max_tool_calls_per_task,
-        max_latency_ms: slo.max_latency_ms,
+        max_latency_ms: long(slo.max_latency_ms),
         max_error_rate: slo.max_error_rate,
         min_availability: slo.min_availability,
         window_ms: slo.window_ms,
         on_budget_exhausted: slo.on_budget_exhausted.as_str().to_string(),
-        max_delegation_depth: slo.max_delegation_depth,
+        max_delegation_depth: int(slo.max_delegation_depth),
     }
 }
 
@@ -177,7 +179,7 @@ fn accuracy(agent: &Agent, now: TimestampMs) -> Option<AccuracyView> {
     for (name, &measure) in d.decl.declared_accuracy.keys().zip(&d.measures) {
         let (value, n): (Option<f64>, u64) = agent.measured(measure);
         measured.insert(name.clone(), value);
-        samples.insert(name.clone(), n);
+        samples.insert(name.clone(), long(n));
     }
     Some(AccuracyView {
         version: d.decl.version.clone(),
