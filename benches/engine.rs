@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use breakwater::config::SloConfig;
 use breakwater::engine::budget::BudgetStatus;
-use breakwater::engine::{Engine, EngineOptions};
+use breakwater::engine::{Clock, Engine, EngineOptions};
 use breakwater::event::{Eval, Outcome, TaskEvent, TimestampMs};
 use breakwater::output::Output;
 use criterion::{Criterion, Throughput};
@@ -329,12 +329,31 @@ struct Fleet {
 }
 
 /// The measured work, per event.
+/// How events are handed to the engine.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// `advance_to(e.timestamp); process(&e)` one event at a time.
+    PerEvent,
+    /// `process_batch(chunk, Clock::EventTime)`, as the Kafka shell does
+    /// with each polled batch: the same calls, with the next events' state
+    /// prefetched.
+    Batch,
+}
+
 #[inline(never)]
-fn run(engine: &mut Engine, out: &mut Vec<Output>, events: &[TaskEvent]) {
-    for e in events {
-        engine.advance_to(e.timestamp, out);
-        black_box(engine.process(e, out));
-        out.clear();
+fn run(engine: &mut Engine, out: &mut Vec<Output>, events: &[TaskEvent], mode: Mode) {
+    match mode {
+        Mode::PerEvent => {
+            for e in events {
+                engine.advance_to(e.timestamp, out);
+                black_box(engine.process(e, out));
+                out.clear();
+            }
+        }
+        Mode::Batch => {
+            black_box(engine.process_batch(events, Clock::EventTime, out));
+            out.clear();
+        }
     }
 }
 
@@ -359,7 +378,7 @@ impl Fleet {
             let n = (total - done).min(CHUNK as u64) as usize;
             let events = stream.chunk(n);
             let t0 = Instant::now();
-            run(&mut engine, &mut out, events);
+            run(&mut engine, &mut out, events, Mode::Batch);
             busy += t0.elapsed();
             done += n as u64;
         }
@@ -389,14 +408,14 @@ impl Fleet {
     }
 
     /// Processes `iters` more events; returns the time spent in the engine only.
-    fn timed(&mut self, iters: u64) -> Duration {
+    fn timed(&mut self, iters: u64, mode: Mode) -> Duration {
         let mut left = iters;
         let mut busy = Duration::ZERO;
         while left > 0 {
             let n = left.min(CHUNK as u64) as usize;
             let events = self.stream.chunk(n);
             let t0 = Instant::now();
-            run(&mut self.engine, &mut self.out, events);
+            run(&mut self.engine, &mut self.out, events, mode);
             busy += t0.elapsed();
             left -= n as u64;
         }
@@ -567,7 +586,10 @@ fn main() {
             .warm_up_time(scale.warm_up)
             .measurement_time(scale.measurement);
         group.bench_function("advance_to+process", |b| {
-            b.iter_custom(|iters| fleet.timed(iters))
+            b.iter_custom(|iters| fleet.timed(iters, Mode::PerEvent))
+        });
+        group.bench_function("process_batch", |b| {
+            b.iter_custom(|iters| fleet.timed(iters, Mode::Batch))
         });
         group.finish();
         fleet.report(label);

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use breakwater::config::SloConfig;
 use breakwater::decode::decode_json;
-use breakwater::engine::counts::TaskCounts;
+use breakwater::engine::counts::{TaskBucket, TaskCounts};
 use breakwater::engine::window::SlidingWindow;
 use breakwater::engine::Engine;
 use breakwater::event::{Eval, Outcome, TaskEvent, MAX_LATENCY_MS, MAX_TIMESTAMP};
@@ -37,11 +37,11 @@ proptest! {
     #[test]
     fn window_counts_equal_a_naive_recount(
         window_s in 10i64..7_200,
-        buckets in 1u32..64,
+        buckets in 1u32..=64,
         steps in steps(120_000, 300),
     ) {
         let window_ms = window_s * 1000;
-        let mut w: SlidingWindow<TaskCounts> = SlidingWindow::new(window_ms, buckets);
+        let mut w: SlidingWindow<TaskBucket> = SlidingWindow::new(window_ms, buckets);
         let width = w.bucket_width_ms();
         let mut t = T0;
         let mut head = i64::MIN;
@@ -50,7 +50,10 @@ proptest! {
             t += gap;
             let mut e = TaskEvent::new("x", "a", t, outcome);
             e.latency_ms = 1;
-            let accepted = w.record(t, |c| c.add(&e));
+            let accepted = w.record(t, |b, total| {
+                b.add(&e);
+                total.add(&e);
+            });
             head = head.max(t);
             let oldest_bucket = head.div_euclid(width) - buckets as i64 + 1;
             prop_assert_eq!(accepted, t.div_euclid(width) >= oldest_bucket);

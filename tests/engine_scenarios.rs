@@ -553,6 +553,32 @@ fn fast_burn_pages_when_both_windows_burn_above_14_4() {
 }
 
 #[test]
+fn a_burn_alert_resolves_with_no_event_once_its_short_window_drains() {
+    let mut h = Harness::yaml("defaults: {breaker: {min_calls: 100000}}");
+    for i in 0..50 {
+        h.task("a", T0 + i * MIN, Outcome::Success);
+    }
+    let burst = T0 + 60 * MIN;
+    for i in 0..200 {
+        h.task("a", burst + i * SEC, Outcome::Failure);
+    }
+    let last = burst + 199 * SEC;
+    assert_eq!(h.alerts("burn_rate_1h_5m").len(), 1, "firing");
+    // Silence. The 5 min window empties (10 s buckets) and the page must
+    // resolve then, not at the next event and not a day later.
+    h.advance(last + 2 * HOUR);
+    let page = h.alerts("burn_rate_1h_5m");
+    assert_eq!(page.len(), 2, "{page:?}");
+    assert_eq!(page[1].status, AlertStatus::Resolved);
+    let drained = last + 5 * MIN;
+    assert!(
+        page[1].event_time > last + 5 * MIN - 10 * SEC && page[1].event_time <= drained + MIN,
+        "resolved at {} (the window drained by {drained})",
+        page[1].event_time
+    );
+}
+
+#[test]
 fn accuracy_below_declaration_and_expiry() {
     let mut h = Harness::yaml("defaults: {breaker: {min_calls: 100000}}");
     h.advance(T0);

@@ -37,7 +37,9 @@ pub struct AccuracyDeclaration {
     pub declared_accuracy: BTreeMap<String, f64>,
     pub measurement_method: String,
     pub valid_for_days: i32,
-    /// Epoch milliseconds.
+    /// Epoch milliseconds; read also from an RFC 3339 date-time (the rules
+    /// of a task event's `timestamp`), always written as epoch milliseconds.
+    #[serde(deserialize_with = "crate::decode::timestamp_ms")]
     pub published_at: TimestampMs,
     /// The version this one replaces.
     pub supersedes: Option<String>,

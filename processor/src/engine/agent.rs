@@ -3,17 +3,18 @@
 //! arrives. Everything here is a pure function of its inputs.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::accuracy::{AccuracyDeclaration, DeclarationError, Measure};
 use super::alert::{level, AlertBook, AlertChange, Rule, Wanted};
 use super::breaker::{CircuitBreaker, Command, EventContext, Transition};
 use super::budget::{burn_rate, BudgetStatus, ErrorBudget};
 use super::counts::{
-    ratio, BreakerCounts, MetricCounts, TaskCounts, MAX_EVAL_CATEGORIES, UNTRACKED,
+    ratio, BreakerCounts, LatencyBucket, MetricBucket, TaskBucket, TaskCounts, MAX_EVAL_CATEGORIES,
+    UNTRACKED,
 };
 use super::dedup::RecentIds;
 use super::plan::{SloPlan, WindowRef};
-use super::sketch::LatencySketch;
 use super::window::{SlidingWindow, BUDGET_BUCKETS, BURN_BUCKETS, SKETCH_BUCKETS};
 use super::Categories;
 use crate::config::{duration_label, BudgetAction, Direction, Severity, Slo, SloId, Thresholds};
@@ -53,10 +54,11 @@ pub(crate) struct Declared {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Agent {
     pub(crate) slo: SloId,
-    pub(crate) metrics: SlidingWindow<MetricCounts>,
-    pub(crate) latency: SlidingWindow<LatencySketch>,
-    /// One per entry of the plan's `burn_windows`.
-    pub(crate) burn: Vec<SlidingWindow<TaskCounts>>,
+    pub(crate) metrics: SlidingWindow<MetricBucket>,
+    pub(crate) latency: SlidingWindow<LatencyBucket>,
+    /// One per entry of the plan's `burn_windows`; inline for the usual
+    /// four, so reaching a window's ring is one pointer, not two.
+    pub(crate) burn: SmallVec<[SlidingWindow<TaskBucket>; 4]>,
     pub(crate) breaker: CircuitBreaker,
     pub(crate) alerts: AlertBook,
     pub(crate) declared: Option<Box<Declared>>,
@@ -121,6 +123,53 @@ impl Agent {
         !self.alerts.is_empty() || self.status != BudgetStatus::Healthy
     }
 
+    /// The next time time alone can change what this agent reports: a
+    /// bucket sliding out of a window that a firing alert, or a budget that
+    /// is not HEALTHY, reads (or an open turning 24 h old). Between such
+    /// times a re-evaluation could not change anything it watches.
+    pub(crate) fn next_change(&self, plan: &SloPlan) -> Option<TimestampMs> {
+        let window = |w: WindowRef| match w {
+            WindowRef::Budget => self.metrics.next_expiry(),
+            WindowRef::Burn(i) => self.burn[i as usize].next_expiry(),
+        };
+        let mut next: Option<TimestampMs> = None;
+        let mut consider = |t: Option<TimestampMs>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        if self.status != BudgetStatus::Healthy {
+            consider(self.metrics.next_expiry());
+        }
+        for a in self.alerts.active() {
+            match a.rule {
+                Rule::P99LatencyMs => consider(self.latency.next_expiry()),
+                Rule::CircuitOpens24h | Rule::DelegationLoop => {
+                    consider(self.breaker.next_change())
+                }
+                Rule::BurnRate(i) => {
+                    let (long, short) = plan.rule_windows[i as usize];
+                    consider(window(long));
+                    consider(window(short));
+                }
+                // Expiry has its own timer; a new declaration re-evaluates.
+                Rule::AccuracyDeclarationExpired => {}
+                _ => consider(self.metrics.next_expiry()),
+            }
+        }
+        next
+    }
+
+    /// Starts loading the buckets an event at `t` will touch (batch path).
+    pub(crate) fn prefetch(&self, t: TimestampMs) {
+        self.metrics.prefetch(t);
+        self.latency.prefetch(t);
+        for w in &self.burn {
+            w.prefetch(t);
+        }
+        self.breaker.window().prefetch(t);
+    }
+
     /// Counts an event and applies every rule it can trigger. `categories`
     /// are the interned categories of `e.evals`; the ones this agent does
     /// not track are overwritten with `UNTRACKED`.
@@ -144,14 +193,22 @@ impl Agent {
             }
         }
         let categories = &*categories;
-        if !self.metrics.record(e.timestamp, |m| m.add(e, categories)) {
+        let counted = self.metrics.record(e.timestamp, |b, total| {
+            b.add(e, categories);
+            total.add(e, categories);
+        });
+        if !counted {
             return Applied::Late;
         }
         if e.outcome.is_task() {
-            self.latency.record(e.timestamp, |s| s.add(e.latency_ms));
+            self.latency
+                .record(e.timestamp, |b, total| b.add(e.latency_ms, total));
         }
         for w in &mut self.burn {
-            w.record(e.timestamp, |c| c.add(e));
+            w.record(e.timestamp, |b, total| {
+                b.add(e);
+                total.add(e);
+            });
         }
         self.dirty = true;
         let now = e.timestamp;

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::counts::BreakerCounts;
+use super::counts::{BreakerBucket, BreakerCounts};
 use super::window::{SlidingWindow, BREAKER_BUCKETS};
 use crate::config::BreakerConfig;
 use crate::event::{Outcome, TaskEvent, TimestampMs};
@@ -155,7 +155,7 @@ pub struct EventContext {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CircuitBreaker {
     state: BreakerState,
-    window: SlidingWindow<BreakerCounts>,
+    window: SlidingWindow<BreakerBucket>,
     /// Consecutive re-opens from HALF_OPEN: the cooldown is doubled this many times.
     cooldown_level: u32,
     /// Times the breaker went into OPEN, oldest first, pruned past 24 h.
@@ -183,7 +183,7 @@ impl CircuitBreaker {
         self.window.total()
     }
 
-    pub fn window(&self) -> &SlidingWindow<BreakerCounts> {
+    pub fn window(&self) -> &SlidingWindow<BreakerBucket> {
         &self.window
     }
 
@@ -210,6 +210,17 @@ impl CircuitBreaker {
         self.opens.iter().filter(|&&t| t > now - DAY_MS).count() as u32
     }
 
+    /// When the window's counts or `circuit_opens_24h` next change with no
+    /// new event: the oldest bucket sliding out, or the oldest open turning
+    /// 24 h old.
+    pub fn next_change(&self) -> Option<TimestampMs> {
+        let open = self.opens.front().map(|&t| t.saturating_add(DAY_MS));
+        [self.window.next_expiry(), open]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
     /// Forgets open times older than 24 h before `now`.
     pub fn prune_opens(&mut self, now: TimestampMs) {
         while self.opens.front().is_some_and(|&t| t <= now - DAY_MS) {
@@ -227,9 +238,10 @@ impl CircuitBreaker {
         if !ctx.budget_trip {
             self.budget_trip_armed = true;
         }
-        let recorded = self
-            .window
-            .record(e.timestamp, |c| c.add(e, ctx.max_delegation_depth));
+        let recorded = self.window.record(e.timestamp, |b, total| {
+            b.add(e, ctx.max_delegation_depth);
+            total.add(e, ctx.max_delegation_depth);
+        });
         let looped = e.delegation_depth > ctx.max_delegation_depth;
         match self.state {
             BreakerState::Closed => {

@@ -1,11 +1,12 @@
-//! What one bucket of each window counts. Every field is a plain sum so a
-//! bucket can be subtracted from the window total when it slides out; the
-//! one exception, the deepest delegation, is recomputed from the buckets.
+//! What one bucket of each window counts, and the window's running total.
+//! Every field is a plain sum so a bucket can be subtracted from the total
+//! when it slides out; the one exception, the deepest delegation, is
+//! recomputed from the buckets. Buckets count in `u32`, totals in `u64`.
 
 use serde::{Deserialize, Serialize};
 
-use super::sketch::LatencySketch;
-use super::window::Aggregate;
+use super::sketch::{LatencySketch, SampleKey};
+use super::window::Bucket;
 use crate::event::TaskEvent;
 
 /// Tasks and failed tasks: all a burn-rate window needs.
@@ -24,10 +25,27 @@ impl TaskCounts {
     }
 }
 
-impl Aggregate for TaskCounts {
-    fn subtract(&mut self, o: &Self) {
-        self.tasks -= o.tasks;
-        self.failed -= o.failed;
+/// One bucket of a burn-rate window.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskBucket {
+    pub tasks: u32,
+    pub failed: u32,
+}
+
+impl TaskBucket {
+    pub fn add(&mut self, e: &TaskEvent) {
+        if e.outcome.is_task() {
+            self.tasks += 1;
+            self.failed += e.outcome.is_failed() as u32;
+        }
+    }
+}
+
+impl Bucket for TaskBucket {
+    type Total = TaskCounts;
+    fn expire_from(&self, t: &mut TaskCounts) {
+        t.tasks -= u64::from(self.tasks);
+        t.failed -= u64::from(self.failed);
     }
 }
 
@@ -62,12 +80,33 @@ impl BreakerCounts {
     }
 }
 
-impl Aggregate for BreakerCounts {
-    fn subtract(&mut self, o: &Self) {
-        self.tasks -= o.tasks;
-        self.failed -= o.failed;
-        self.latency_sum_ms -= o.latency_sum_ms;
-        self.loops -= o.loops;
+/// One bucket of the breaker window.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerBucket {
+    pub tasks: u32,
+    pub failed: u32,
+    pub loops: u32,
+    pub latency_sum_ms: u64,
+}
+
+impl BreakerBucket {
+    pub fn add(&mut self, e: &TaskEvent, max_depth: u32) {
+        if e.outcome.is_task() {
+            self.tasks += 1;
+            self.failed += e.outcome.is_failed() as u32;
+            self.latency_sum_ms += e.latency_ms;
+        }
+        self.loops += (e.delegation_depth > max_depth) as u32;
+    }
+}
+
+impl Bucket for BreakerBucket {
+    type Total = BreakerCounts;
+    fn expire_from(&self, t: &mut BreakerCounts) {
+        t.tasks -= u64::from(self.tasks);
+        t.failed -= u64::from(self.failed);
+        t.latency_sum_ms -= self.latency_sum_ms;
+        t.loops -= u64::from(self.loops);
     }
 }
 
@@ -79,52 +118,78 @@ pub const MAX_EVAL_CATEGORIES: usize = 32;
 /// Marks an eval whose category the agent does not track.
 pub const UNTRACKED: u16 = u16::MAX;
 
-/// Passed/evaluated for one eval category (interned id, see `Categories`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EvalCount {
-    pub category: u16,
-    pub evaluated: u64,
-    pub passed: u64,
+/// A counter width: `u32` in buckets, `u64` in window totals.
+pub trait Count: Copy + Default + PartialEq + Eq + std::fmt::Debug + Into<u64> + Serialize {
+    fn bump(&mut self, by: u32);
 }
 
-/// Everything SPEC §3 defines, over the budget window.
+impl Count for u32 {
+    fn bump(&mut self, by: u32) {
+        // A bucket is one agent over minutes: 4·10⁹ would be a bug upstream.
+        // Saturating keeps the engine up; the total (u64) stays exact until
+        // that bucket expires, and the residue goes when the window empties.
+        *self = self.saturating_add(by);
+    }
+}
+
+impl Count for u64 {
+    fn bump(&mut self, by: u32) {
+        *self += u64::from(by);
+    }
+}
+
+/// Passed/evaluated for one eval category (interned id, see `Categories`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvalCount<C> {
+    pub category: u16,
+    pub evaluated: C,
+    pub passed: C,
+}
+
+/// Everything SPEC §3 defines, over the budget window: [`MetricBucket`] per
+/// bucket, [`MetricTotals`] for the window.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MetricCounts {
-    pub tasks: u64,
-    pub failed: u64,
-    pub unavailable: u64,
-    pub tool_calls: u64,
-    pub policy_violations: u64,
-    pub hallucination_evaluated: u64,
-    pub hallucinations: u64,
-    pub intent_evaluated: u64,
-    pub intent_missed: u64,
-    pub delegation_depth_sum: u64,
+pub struct MetricCounts<C> {
+    pub tasks: C,
+    pub failed: C,
+    pub unavailable: C,
+    pub tool_calls: C,
+    pub policy_violations: C,
+    pub hallucination_evaluated: C,
+    pub hallucinations: C,
+    pub intent_evaluated: C,
+    pub intent_missed: C,
+    pub delegation_depth_sum: C,
     /// Deepest delegation in this bucket. In a window total it is not
     /// maintained (a maximum cannot be subtracted): use [`max_depth`].
     pub delegation_depth_max: u32,
     pub latency_sum_ms: u64,
     /// Sorted by category id.
-    pub evals: Vec<EvalCount>,
+    pub evals: Vec<EvalCount<C>>,
 }
 
-impl MetricCounts {
+/// One bucket of the budget window.
+pub type MetricBucket = MetricCounts<u32>;
+/// The budget window's running total.
+pub type MetricTotals = MetricCounts<u64>;
+
+impl<C: Count> MetricCounts<C> {
     /// Folds one event in; `categories` are the event's interned eval categories.
     pub fn add(&mut self, e: &TaskEvent, categories: &[u16]) {
         if e.outcome.is_task() {
-            self.tasks += 1;
-            self.failed += e.outcome.is_failed() as u64;
-            self.tool_calls += e.tool_calls as u64;
-            self.policy_violations += e.policy_violations as u64;
-            self.delegation_depth_sum += e.delegation_depth as u64;
+            self.tasks.bump(1);
+            self.failed.bump(e.outcome.is_failed() as u32);
+            self.tool_calls.bump(e.tool_calls);
+            self.policy_violations.bump(e.policy_violations);
+            self.delegation_depth_sum.bump(e.delegation_depth);
             self.latency_sum_ms += e.latency_ms;
             if let Some(h) = e.hallucination {
-                self.hallucination_evaluated += 1;
-                self.hallucinations += h as u64;
+                self.hallucination_evaluated.bump(1);
+                self.hallucinations.bump(h as u32);
             }
             if let Some(met) = e.intent_met {
-                self.intent_evaluated += 1;
-                self.intent_missed += (!met) as u64;
+                self.intent_evaluated.bump(1);
+                self.intent_missed.bump((!met) as u32);
             }
             for (eval, &cat) in e.evals.iter().zip(categories) {
                 if cat != UNTRACKED {
@@ -132,7 +197,7 @@ impl MetricCounts {
                 }
             }
         } else {
-            self.unavailable += 1;
+            self.unavailable.bump(1);
         }
         self.delegation_depth_max = self.delegation_depth_max.max(e.delegation_depth);
     }
@@ -145,24 +210,24 @@ impl MetricCounts {
                     i,
                     EvalCount {
                         category,
-                        evaluated: 0,
-                        passed: 0,
+                        evaluated: C::default(),
+                        passed: C::default(),
                     },
                 );
                 i
             }
         };
-        self.evals[i].evaluated += 1;
-        self.evals[i].passed += passed as u64;
+        self.evals[i].evaluated.bump(1);
+        self.evals[i].passed.bump(passed as u32);
     }
 
     /// tasks + UNAVAILABLE.
     pub fn attempts(&self) -> u64 {
-        self.tasks + self.unavailable
+        self.tasks.into() + self.unavailable.into()
     }
 
     /// Counts of one eval category.
-    pub fn eval(&self, category: u16) -> Option<&EvalCount> {
+    pub fn eval(&self, category: u16) -> Option<&EvalCount<C>> {
         self.evals
             .binary_search_by_key(&category, |c| c.category)
             .ok()
@@ -170,40 +235,89 @@ impl MetricCounts {
     }
 }
 
-impl Aggregate for MetricCounts {
-    fn subtract(&mut self, o: &Self) {
-        self.tasks -= o.tasks;
-        self.failed -= o.failed;
-        self.unavailable -= o.unavailable;
-        self.tool_calls -= o.tool_calls;
-        self.policy_violations -= o.policy_violations;
-        self.hallucination_evaluated -= o.hallucination_evaluated;
-        self.hallucinations -= o.hallucinations;
-        self.intent_evaluated -= o.intent_evaluated;
-        self.intent_missed -= o.intent_missed;
-        self.delegation_depth_sum -= o.delegation_depth_sum;
-        self.latency_sum_ms -= o.latency_sum_ms;
-        for ev in &o.evals {
-            if let Ok(i) = self
-                .evals
-                .binary_search_by_key(&ev.category, |c| c.category)
-            {
-                self.evals[i].evaluated -= ev.evaluated;
-                self.evals[i].passed -= ev.passed;
+impl Bucket for MetricBucket {
+    type Total = MetricTotals;
+
+    fn expire_from(&self, t: &mut MetricTotals) {
+        let sub = |total: &mut u64, b: u32| *total -= u64::from(b);
+        sub(&mut t.tasks, self.tasks);
+        sub(&mut t.failed, self.failed);
+        sub(&mut t.unavailable, self.unavailable);
+        sub(&mut t.tool_calls, self.tool_calls);
+        sub(&mut t.policy_violations, self.policy_violations);
+        sub(&mut t.hallucination_evaluated, self.hallucination_evaluated);
+        sub(&mut t.hallucinations, self.hallucinations);
+        sub(&mut t.intent_evaluated, self.intent_evaluated);
+        sub(&mut t.intent_missed, self.intent_missed);
+        sub(&mut t.delegation_depth_sum, self.delegation_depth_sum);
+        t.latency_sum_ms -= self.latency_sum_ms;
+        for ev in &self.evals {
+            if let Ok(i) = t.evals.binary_search_by_key(&ev.category, |c| c.category) {
+                sub(&mut t.evals[i].evaluated, ev.evaluated);
+                sub(&mut t.evals[i].passed, ev.passed);
             }
         }
-        self.evals.retain(|c| c.evaluated > 0);
+        t.evals.retain(|c| c.evaluated > 0);
+    }
+
+    fn reset(&mut self) {
+        let mut evals = std::mem::take(&mut self.evals);
+        evals.clear();
+        *self = MetricCounts {
+            evals,
+            ..MetricCounts::default()
+        };
     }
 }
 
 /// Deepest delegation over the buckets of a window.
-pub fn max_depth<'a>(buckets: impl Iterator<Item = &'a MetricCounts>) -> Option<u32> {
+pub fn max_depth<'a>(buckets: impl Iterator<Item = &'a MetricBucket>) -> Option<u32> {
     buckets.map(|b| b.delegation_depth_max).max()
 }
 
-impl Aggregate for LatencySketch {
-    fn subtract(&mut self, o: &Self) {
-        LatencySketch::subtract(self, o);
+/// One bucket of the latency window. A quiet agent's bucket holds a few
+/// dozen samples: kept as 2-byte sketch keys they take ~100 bytes, where a
+/// dense sketch over the same latencies takes ~1 KB and spreads over many
+/// cache lines. Past [`SPARSE_SAMPLES`] the bucket turns into a sketch, so
+/// a busy agent's bucket stays bounded.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyBucket {
+    samples: Vec<SampleKey>,
+    sketch: LatencySketch,
+}
+
+/// Samples a latency bucket keeps as keys before turning into a sketch.
+pub const SPARSE_SAMPLES: usize = 128;
+
+impl LatencyBucket {
+    /// Records one latency in the bucket and in the window `total`.
+    pub fn add(&mut self, value_ms: u64, total: &mut LatencySketch) {
+        let key = LatencySketch::key_of(value_ms);
+        total.add_key(key);
+        if self.samples.len() < SPARSE_SAMPLES && self.sketch.is_empty() {
+            self.samples.push(key);
+        } else {
+            for k in self.samples.drain(..) {
+                self.sketch.add_key(k);
+            }
+            self.sketch.add_key(key);
+        }
+    }
+}
+
+impl Bucket for LatencyBucket {
+    type Total = LatencySketch;
+
+    fn expire_from(&self, total: &mut LatencySketch) {
+        for &k in &self.samples {
+            total.remove_key(k);
+        }
+        total.subtract(&self.sketch);
+    }
+
+    fn reset(&mut self) {
+        self.samples.clear();
+        self.sketch.clear();
     }
 }
 
@@ -215,4 +329,37 @@ impl Aggregate for LatencySketch {
 /// ```
 pub fn ratio(num: u64, den: u64) -> Option<f64> {
     (den > 0).then(|| num as f64 / den as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::engine::window::SlidingWindow;
+
+    proptest! {
+        /// Sparse and spilled buckets leave the window total equal to a
+        /// sketch of exactly the samples still inside the window.
+        #[test]
+        fn latency_window_total_is_the_sketch_of_the_live_samples(
+            steps in prop::collection::vec((0i64..400, 0u64..100_000, 0usize..300), 1..60),
+        ) {
+            let mut w: SlidingWindow<LatencyBucket> = SlidingWindow::new(12_000, 12);
+            let mut t = 0;
+            let mut kept: Vec<(i64, u64)> = Vec::new();
+            for (gap, value, burst) in steps {
+                t += gap * 10;
+                for k in 0..=burst {
+                    let v = (value + k as u64 * 37) % 100_000;
+                    w.record(t, |b, total| b.add(v, total));
+                    kept.push((t, v));
+                }
+                let oldest = w.start_ms().unwrap();
+                let mut expect = LatencySketch::new();
+                kept.iter().filter(|(ts, _)| *ts >= oldest).for_each(|&(_, v)| expect.add(v));
+                prop_assert_eq!(w.total(), &expect);
+            }
+        }
+    }
 }

@@ -1,12 +1,17 @@
 //! Duplicate detection by event id (SPEC §2: "used to drop duplicates").
 //!
 //! Each agent remembers the hashes of its last `dedup_window` event ids
-//! (default 32): enough to drop a producer's retry or a re-delivered batch,
-//! at 8 bytes per remembered id. Exactness across restarts does not rest on
-//! this: the consumer skips input offsets already reflected in restored state.
+//! (default and maximum [`MAX_RECENT_IDS`]): enough to drop a producer's
+//! retry or a re-delivered batch, at 8 bytes per remembered id. They are
+//! stored inline in the agent, not behind a pointer, because every event
+//! scans them. Exactness across restarts does not rest on this: the
+//! consumer skips input offsets already reflected in restored state.
 
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
+
+/// Most event ids remembered per agent.
+pub const MAX_RECENT_IDS: usize = 32;
 
 /// The recent event-id hashes of one agent, oldest overwritten first.
 ///
@@ -21,32 +26,33 @@ use xxhash_rust::xxh3::xxh3_64;
 /// ```
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecentIds {
-    hashes: Vec<u64>,
-    /// Next slot to overwrite once `hashes` is full.
-    next: u32,
+    hashes: [u64; MAX_RECENT_IDS],
+    len: u8,
+    /// Next slot to overwrite once `len` reaches the capacity.
+    next: u8,
 }
 
 impl RecentIds {
-    /// Remembers `event_id`; `false` if it was already remembered.
+    /// Remembers `event_id`, keeping at most `capacity` (≤ 32) ids; `false`
+    /// if it was already remembered.
     pub fn insert(&mut self, event_id: &str, capacity: usize) -> bool {
+        let capacity = capacity.min(MAX_RECENT_IDS);
         if capacity == 0 {
             return true;
         }
         let h = xxh3_64(event_id.as_bytes());
-        if self.hashes.contains(&h) {
+        let len = self.len as usize;
+        if self.hashes[..len].contains(&h) {
             return false;
         }
-        if self.hashes.len() < capacity {
-            self.hashes.push(h);
+        if len < capacity {
+            self.hashes[len] = h;
+            self.len += 1;
         } else {
-            let i = self.next as usize % self.hashes.len();
+            let i = self.next as usize % len;
             self.hashes[i] = h;
-            self.next = ((i + 1) % self.hashes.len()) as u32;
+            self.next = ((i + 1) % len) as u8;
         }
         true
-    }
-
-    pub fn heap_bytes(&self) -> usize {
-        self.hashes.capacity() * 8
     }
 }

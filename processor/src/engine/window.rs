@@ -1,10 +1,15 @@
-//! Sliding windows in event time with O(1) amortised cost per event.
+//! Sliding windows in event time with O(1) cost per event.
 //!
-//! A window of length `W` is cut into `N` buckets of width `w = ceil(W / N)`.
-//! Only buckets that hold data are stored (a `VecDeque` ordered by bucket
-//! index), so a quiet agent costs one or two buckets, never `N`. A running
-//! total is kept beside them: adding a sample touches one bucket and the
-//! total; a bucket that slides out is subtracted from the total once.
+//! A window of length `W` is cut into `N` buckets of width `w = ceil(W / N)`
+//! (N ≤ 64). The buckets live in a fixed ring allocated once per window, so
+//! recording a sample is one division, one slot and the running total: no
+//! search, no allocation. A bit mask says which slots hold data, so a bucket
+//! sliding out costs one subtraction from the total only if it held
+//! anything, and a quiet agent's jump across the whole window is one mask
+//! test per live bucket.
+//!
+//! Buckets count in `u32` and totals in `u64` ([`Bucket::Total`]): a bucket
+//! of one agent would need 4·10⁹ events to wrap, a day's total could not.
 //!
 //! **Granularity and error.** The window ending at time `t` holds the
 //! buckets with index in `(idx(t) − N, idx(t)]`, i.e. the events with time in
@@ -16,8 +21,6 @@
 //!
 //! The window's end is the latest time it has been advanced to (an event's
 //! time or a query's "now"); events older than the window are refused as late.
-
-use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,54 +35,86 @@ pub const BURN_BUCKETS: u32 = 30;
 /// Buckets holding latency sketches over the budget window (24 h → 2 h).
 /// Fewer than for counts because a sketch is far larger than a counter.
 pub const SKETCH_BUCKETS: u32 = 12;
+/// The ring's live-bucket mask is one `u64`.
+pub const MAX_BUCKETS: u32 = 64;
 
-/// An aggregate that can be added to and, when a bucket expires, taken away.
-pub trait Aggregate: Default {
-    /// Removes `other`, which was previously folded into `self`.
-    fn subtract(&mut self, other: &Self);
+/// What one bucket holds, and how it leaves the window's running total.
+pub trait Bucket: Default {
+    /// The running total over the window's buckets.
+    type Total: Default;
+    /// Removes this bucket, previously folded into `total`, from it.
+    fn expire_from(&self, total: &mut Self::Total);
+    /// Empties the bucket for reuse. Keeps allocations: a slot is reused
+    /// every `W`, so freeing and reallocating would be pure churn.
+    fn reset(&mut self) {
+        *self = Self::default();
+    }
 }
 
-/// A sliding window of `A` aggregates.
+/// A sliding window of `B` buckets with a running total.
 ///
 /// ```
-/// use breakwater::engine::window::{SlidingWindow, Aggregate};
+/// use breakwater::engine::window::{Bucket, SlidingWindow};
 /// #[derive(Default, Clone, Debug, PartialEq)]
 /// struct Count(u64);
-/// impl Aggregate for Count { fn subtract(&mut self, o: &Self) { self.0 -= o.0 } }
+/// impl Bucket for Count {
+///     type Total = Count;
+///     fn expire_from(&self, t: &mut Count) { t.0 -= self.0 }
+/// }
 ///
 /// let mut w: SlidingWindow<Count> = SlidingWindow::new(60_000, 6); // 1 min, 10 s buckets
-/// w.record(0, |c| c.0 += 1);
-/// w.record(30_000, |c| c.0 += 1);
+/// w.record(0, |b, t| { b.0 += 1; t.0 += 1 });
+/// w.record(30_000, |b, t| { b.0 += 1; t.0 += 1 });
 /// assert_eq!(w.total().0, 2);
 /// w.advance(65_000); // the bucket [0, 10 s) has slid out
 /// assert_eq!(w.total().0, 1);
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SlidingWindow<A> {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SlidingWindow<B: Bucket> {
     width_ms: i64,
-    buckets: u32,
     /// Index of the newest bucket the window has reached; `i64::MIN` before any.
     head: i64,
-    ring: VecDeque<(i64, A)>,
-    total: A,
+    /// Bit `s` set ⇔ slot `s` holds data for a bucket inside the window.
+    live: u64,
+    /// Bucket `i` lives in slot `i mod N`.
+    slots: Box<[B]>,
+    total: B::Total,
 }
 
-impl<A: Aggregate> SlidingWindow<A> {
-    /// A window of `window_ms` cut into `buckets` buckets.
+impl<B: Bucket + PartialEq> PartialEq for SlidingWindow<B>
+where
+    B::Total: PartialEq,
+{
+    fn eq(&self, other: &Self) -> bool {
+        // Dead slots are always reset, so comparing every slot is exact.
+        self.width_ms == other.width_ms
+            && self.head == other.head
+            && self.live == other.live
+            && self.slots == other.slots
+            && self.total == other.total
+    }
+}
+
+impl<B: Bucket> SlidingWindow<B> {
+    /// A window of `window_ms` cut into `buckets` buckets (clamped to 1..=64).
     pub fn new(window_ms: i64, buckets: u32) -> Self {
-        let buckets = buckets.max(1);
-        let width_ms = ((window_ms.max(1) + buckets as i64 - 1) / buckets as i64).max(1);
+        let n = buckets.clamp(1, MAX_BUCKETS) as i64;
+        let width_ms = ((window_ms.max(1) + n - 1) / n).max(1);
         SlidingWindow {
             width_ms,
-            buckets,
             head: i64::MIN,
-            ring: VecDeque::new(),
-            total: A::default(),
+            live: 0,
+            slots: (0..n).map(|_| B::default()).collect(),
+            total: B::Total::default(),
         }
     }
 
+    fn n(&self) -> i64 {
+        self.slots.len() as i64
+    }
+
     /// The running total over the buckets in the window.
-    pub fn total(&self) -> &A {
+    pub fn total(&self) -> &B::Total {
         &self.total
     }
 
@@ -90,88 +125,140 @@ impl<A: Aggregate> SlidingWindow<A> {
 
     /// Length the window was built for (`buckets × width`).
     pub fn length_ms(&self) -> i64 {
-        self.width_ms * self.buckets as i64
+        self.width_ms * self.n()
     }
 
     /// Start of the oldest time still inside the window, if it has reached any time.
     pub fn start_ms(&self) -> Option<TimestampMs> {
-        (self.head != i64::MIN).then(|| (self.head - self.buckets as i64 + 1) * self.width_ms)
+        (self.head != i64::MIN).then(|| (self.head - self.n() + 1) * self.width_ms)
     }
 
     /// Moves the window's end to `now` (never backwards), dropping buckets
     /// that slid out.
     pub fn advance(&mut self, now: TimestampMs) {
         let idx = now.div_euclid(self.width_ms);
-        if idx <= self.head {
+        if idx > self.head {
+            self.advance_to_bucket(idx);
+        }
+    }
+
+    fn advance_to_bucket(&mut self, idx: i64) {
+        let n = self.n();
+        let old = self.head;
+        self.head = idx;
+        if self.live == 0 {
             return;
         }
-        self.head = idx;
-        let oldest_kept = idx - self.buckets as i64 + 1;
-        while let Some((front, _)) = self.ring.front() {
-            if *front >= oldest_kept {
-                break;
-            }
-            let (_, expired) = self.ring.pop_front().expect("front exists");
-            self.total.subtract(&expired);
-        }
-        if self.ring.is_empty() {
+        if old == i64::MIN || idx - old >= n {
+            self.expire(self.live);
             // Nothing left: reset exactly, so no rounding residue can survive.
-            self.total = A::default();
+            self.total = B::Total::default();
+            return;
+        }
+        // Buckets old+1..=idx take the slots of old−n+1..=idx−n, which expire:
+        // `steps` (< n) consecutive slots from `first`, wrapping at n.
+        let steps = (idx - old) as u32;
+        let first = (old + 1).rem_euclid(n) as u32;
+        let n = n as u32;
+        let range = if first + steps <= n {
+            ((1u64 << steps) - 1) << first
+        } else {
+            (mask(n) & !((1u64 << first) - 1)) | ((1u64 << (first + steps - n)) - 1)
+        };
+        self.expire(self.live & range);
+        if self.live == 0 {
+            self.total = B::Total::default();
+        }
+    }
+
+    fn expire(&mut self, mut bits: u64) {
+        self.live &= !bits;
+        while bits != 0 {
+            let s = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            self.slots[s].expire_from(&mut self.total);
+            self.slots[s].reset();
         }
     }
 
     /// Adds a sample at time `t`: `apply` runs on the sample's bucket and on
     /// the running total. Returns `false` (and changes nothing) when `t` is
     /// older than the window.
-    pub fn record(&mut self, t: TimestampMs, mut apply: impl FnMut(&mut A)) -> bool {
-        self.advance(t);
+    pub fn record(&mut self, t: TimestampMs, apply: impl FnOnce(&mut B, &mut B::Total)) -> bool {
         let idx = t.div_euclid(self.width_ms);
-        if idx <= self.head - self.buckets as i64 {
+        if idx > self.head {
+            self.advance_to_bucket(idx);
+        } else if idx <= self.head - self.n() {
             return false;
         }
-        // Events arrive nearly in order, so the bucket is almost always the last.
-        let pos = self.ring.iter().rposition(|(i, _)| *i <= idx);
-        match pos {
-            Some(p) if self.ring[p].0 == idx => apply(&mut self.ring[p].1),
-            Some(p) => {
-                let mut a = A::default();
-                apply(&mut a);
-                self.ring.insert(p + 1, (idx, a));
-            }
-            None => {
-                let mut a = A::default();
-                apply(&mut a);
-                self.ring.push_front((idx, a));
-            }
-        }
-        apply(&mut self.total);
+        let s = idx.rem_euclid(self.n()) as usize;
+        self.live |= 1 << s;
+        apply(&mut self.slots[s], &mut self.total);
         true
     }
 
-    /// The stored (non-empty) buckets, oldest first, with their start times.
-    pub fn buckets(&self) -> impl Iterator<Item = (TimestampMs, &A)> {
-        self.ring.iter().map(move |(i, a)| (i * self.width_ms, a))
+    /// Starts loading the slot a sample at `t` would land in (batch path).
+    pub(crate) fn prefetch(&self, t: TimestampMs) {
+        let s = t.div_euclid(self.width_ms).rem_euclid(self.n()) as usize;
+        super::prefetch::prefetch(&self.slots[s]);
+    }
+
+    /// The buckets holding data, oldest first, with their start times.
+    pub fn buckets(&self) -> impl Iterator<Item = (TimestampMs, &B)> {
+        let n = self.n();
+        let first = if self.head == i64::MIN {
+            0
+        } else {
+            self.head - n + 1
+        };
+        let last = if self.live == 0 { first - 1 } else { self.head };
+        (first..=last).filter_map(move |i| {
+            let s = i.rem_euclid(n) as usize;
+            (self.live & (1 << s) != 0).then(|| (i * self.width_ms, &self.slots[s]))
+        })
+    }
+
+    /// When the oldest bucket holding data will slide out: the next time the
+    /// total changes with no new sample. `None` when empty.
+    pub fn next_expiry(&self) -> Option<TimestampMs> {
+        if self.live == 0 {
+            return None;
+        }
+        let n = self.n();
+        // Slots from (head + 1) mod n upwards hold the oldest buckets.
+        let p0 = (self.head + 1).rem_euclid(n) as u32;
+        let newer = self.live & !((1u64 << p0) - 1);
+        let age = if newer != 0 {
+            newer.trailing_zeros() as i64 - p0 as i64
+        } else {
+            n - p0 as i64 + self.live.trailing_zeros() as i64
+        };
+        let oldest = self.head - n + 1 + age;
+        Some((oldest + n).saturating_mul(self.width_ms))
     }
 
     /// Empties the window (the breaker's "fresh window" after it closes).
     pub fn clear(&mut self) {
-        self.ring.clear();
-        self.total = A::default();
+        self.expire(self.live);
+        self.total = B::Total::default();
     }
 
     /// Whether the window currently holds no bucket.
     pub fn is_empty(&self) -> bool {
-        self.ring.is_empty()
+        self.live == 0
     }
 
-    /// Number of stored buckets (for memory accounting).
+    /// Number of buckets holding data.
     pub fn stored_buckets(&self) -> usize {
-        self.ring.len()
+        self.live.count_ones() as usize
     }
+}
 
-    /// Heap bytes held by the bucket ring itself (not by the aggregates' own heap).
-    pub fn ring_heap_bytes(&self) -> usize {
-        self.ring.capacity() * std::mem::size_of::<(i64, A)>()
+fn mask(n: u32) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
     }
 }
 
@@ -181,17 +268,25 @@ mod tests {
 
     #[derive(Default, Debug, Clone, PartialEq)]
     struct N(u64);
-    impl Aggregate for N {
-        fn subtract(&mut self, o: &Self) {
-            self.0 -= o.0;
+    impl Bucket for N {
+        type Total = N;
+        fn expire_from(&self, t: &mut N) {
+            t.0 -= self.0;
         }
+    }
+
+    fn one(w: &mut SlidingWindow<N>, t: TimestampMs) -> bool {
+        w.record(t, |b, tot| {
+            b.0 += 1;
+            tot.0 += 1
+        })
     }
 
     #[test]
     fn slides_out_after_one_window() {
         let mut w: SlidingWindow<N> = SlidingWindow::new(300_000, 30);
         assert_eq!(w.bucket_width_ms(), 10_000);
-        assert!(w.record(1_000, |n| n.0 += 1));
+        assert!(one(&mut w, 1_000));
         w.advance(299_999);
         assert_eq!(w.total().0, 1, "still inside: bucket 0 is the oldest kept");
         w.advance(300_000);
@@ -202,9 +297,9 @@ mod tests {
     #[test]
     fn late_events_are_refused_and_out_of_order_ones_land_in_their_bucket() {
         let mut w: SlidingWindow<N> = SlidingWindow::new(60_000, 6);
-        w.record(100_000, |n| n.0 += 1);
-        assert!(!w.record(30_000, |n| n.0 += 1), "older than the window");
-        assert!(w.record(55_000, |n| n.0 += 1), "older but inside");
+        one(&mut w, 100_000);
+        assert!(!one(&mut w, 30_000), "older than the window");
+        assert!(one(&mut w, 55_000), "older but inside");
         assert_eq!(w.total().0, 2);
         assert_eq!(w.stored_buckets(), 2);
         let starts: Vec<_> = w.buckets().map(|(t, _)| t).collect();
@@ -214,9 +309,49 @@ mod tests {
     #[test]
     fn never_moves_backwards() {
         let mut w: SlidingWindow<N> = SlidingWindow::new(60_000, 6);
-        w.record(100_000, |n| n.0 += 1);
+        one(&mut w, 100_000);
         w.advance(10);
         assert_eq!(w.total().0, 1);
         assert_eq!(w.start_ms(), Some(50_000));
+    }
+
+    #[test]
+    fn next_expiry_is_when_the_oldest_live_bucket_slides_out() {
+        for n in [7u32, 64] {
+            let width = 1000;
+            let mut w: SlidingWindow<N> = SlidingWindow::new(n as i64 * width, n);
+            assert_eq!(w.next_expiry(), None);
+            for t in [3, 5, n as i64 + 4, 3 * n as i64] {
+                one(&mut w, t * width + 10);
+                let oldest = w.buckets().next().unwrap().0;
+                let expiry = w.next_expiry().unwrap();
+                assert_eq!(expiry, oldest + n as i64 * width, "n={n} t={t}");
+                let before = w.total().0;
+                w.advance(expiry - 1);
+                assert_eq!(w.total().0, before);
+                w.advance(expiry);
+                assert!(w.total().0 < before);
+            }
+        }
+    }
+
+    #[test]
+    fn partial_slides_wrap_around_the_ring() {
+        // 64 buckets (the whole mask) and 7 (wrapping at a non-power of two).
+        for n in [7u32, 64] {
+            let mut w: SlidingWindow<N> = SlidingWindow::new(n as i64 * 1000, n);
+            for t in 0..(3 * n as i64) {
+                one(&mut w, t * 1000);
+                let expect = (t + 1).min(n as i64) as u64;
+                assert_eq!(w.total().0, expect, "n={n} t={t}");
+                assert_eq!(w.stored_buckets() as u64, expect);
+            }
+            w.advance((3 * n as i64 + 2) * 1000);
+            assert_eq!(
+                w.total().0,
+                n as u64 - 3,
+                "n={n}: two buckets of time later"
+            );
+        }
     }
 }
