@@ -641,6 +641,17 @@ fn declaration(
     accuracy: f64,
     published_at: i64,
 ) -> String {
+    declaration_at(version, supersedes, accuracy, json!(published_at))
+}
+
+/// A declaration line whose `published_at` is any JSON value (epoch ms or an
+/// RFC 3339 string).
+fn declaration_at(
+    version: &str,
+    supersedes: Option<&str>,
+    accuracy: f64,
+    published_at: Value,
+) -> String {
     json!({
         "agent_id": "acc-agent",
         "version": version,
@@ -718,6 +729,159 @@ fn accuracy_below_declaration_fires_and_an_out_of_order_declaration_is_refused()
         .unwrap()
         .iter()
         .any(|r| r == rule));
+}
+
+/// One task a minute for 100 minutes; failures at 0, 25, 50, 75.
+fn accuracy_events(dir: &TempDir) -> PathBuf {
+    let events: String = (0..100)
+        .map(|i| {
+            let outcome = if i % 25 == 0 { "FAILURE" } else { "SUCCESS" };
+            event(
+                &format!("e{i}"),
+                "acc-agent",
+                json!(T0 + i * MIN),
+                outcome,
+                500,
+            )
+        })
+        .collect();
+    write(dir, "events.jsonl", &events)
+}
+
+/// `ms` as an RFC 3339 date-time with millisecond precision, at a UTC
+/// offset of `offset_secs`.
+fn rfc3339(ms: i64, offset_secs: i32) -> String {
+    let offset = FixedOffset::east_opt(offset_secs).unwrap();
+    DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .with_timezone(&offset)
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[test]
+fn unparseable_and_refused_declarations_are_reported_by_line_and_skipped() {
+    let dir = TempDir::new().unwrap();
+    let input = accuracy_events(&dir);
+    let good = declaration("1.2.0", None, 0.99, T0 - SEC);
+    let lines = [
+        good.clone(),
+        "this is not a declaration\n".to_string(),
+        // Later, but a lower version: out of order.
+        declaration("1.1.0", Some("1.2.0"), 0.90, T0 + 60 * MIN),
+        "  \n".to_string(),
+        declaration_at("1.3.0", Some("1.2.0"), 0.90, json!("noon")),
+    ];
+    let decl_file = write(&dir, "decl.jsonl", &lines.concat());
+    let only_good = write(&dir, "good.jsonl", &good);
+
+    // `replay` insists on exit status 0.
+    let run = replay(&input, &["--declarations", &path_str(&decl_file)]);
+    let prefix = format!("{}:", path_str(&decl_file));
+    let reported: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .collect();
+    assert_eq!(reported.len(), 3, "stderr:\n{}", run.stderr);
+    let at = |line: usize, wanted: &[&str]| {
+        let start = format!("{prefix}{line}: ");
+        let got = reported
+            .iter()
+            .find(|l| l.starts_with(&start))
+            .unwrap_or_else(|| panic!("nothing reported for {start}… in:\n{}", run.stderr));
+        for w in wanted {
+            assert!(got.contains(w), "{got} lacks {w:?}");
+        }
+    };
+    at(
+        2,
+        &["not an accuracy declaration: ", "expected ident at line 1"],
+    );
+    at(
+        3,
+        &[
+            "declaration acc-agent 1.1.0 refused: ",
+            "version 1.1.0 must be greater than the current version 1.2.0",
+        ],
+    );
+    at(
+        5,
+        &[
+            "not an accuracy declaration: ",
+            "published_at: bad timestamp \"noon\"",
+        ],
+    );
+    let summary_line = summary(&run.stderr);
+    assert!(
+        summary_line.contains("100 events, 0 bad")
+            && summary_line.contains("declarations: 1 applied, 1 refused, 2 unparseable"),
+        "{summary_line}"
+    );
+
+    // The good declaration is in force, and nothing else changed the output.
+    let recs = records(&run.stdout);
+    let snap = final_snapshot(&recs, "acc-agent");
+    assert_eq!(snap["accuracy"]["version"], "1.2.0");
+    assert_eq!(snap["accuracy"]["declared"]["task_completion"], 0.99);
+    assert!(recs
+        .iter()
+        .any(|r| kind(r) == "alert" && r["rule"] == "accuracy_below_declaration:task_completion"));
+    let clean = replay(&input, &["--declarations", &path_str(&only_good)]);
+    assert!(
+        summary(&clean.stderr).contains("declarations: 1 applied, 0 refused, 0 unparseable"),
+        "{}",
+        clean.stderr
+    );
+    assert_eq!(run.stdout_text(), clean.stdout_text());
+
+    // Without a declarations file, the summary does not mention them.
+    let none = replay(&input, &[]);
+    assert!(
+        !summary(&none.stderr).contains("declarations"),
+        "{}",
+        none.stderr
+    );
+}
+
+#[test]
+fn rfc3339_published_at_declares_like_epoch_milliseconds() {
+    let dir = TempDir::new().unwrap();
+    let input = accuracy_events(&dir);
+    let first = T0 - SEC;
+    // Between two events, with milliseconds.
+    let second = T0 + 30 * MIN + 250;
+    let epoch = declaration("1.0.0", None, 0.99, first)
+        + &declaration("1.1.0", Some("1.0.0"), 0.90, second);
+    let rfc = declaration_at("1.0.0", None, 0.99, json!(rfc3339(first, 0)))
+        + &declaration_at(
+            "1.1.0",
+            Some("1.0.0"),
+            0.90,
+            json!(rfc3339(second, -(5 * 3600 + 30 * 60))),
+        );
+    assert!(rfc.contains("Z\"") && rfc.contains(".250-05:30\""), "{rfc}");
+    let a = replay(
+        &input,
+        &[
+            "--declarations",
+            &path_str(&write(&dir, "epoch.jsonl", &epoch)),
+        ],
+    );
+    let b = replay(
+        &input,
+        &["--declarations", &path_str(&write(&dir, "rfc.jsonl", &rfc))],
+    );
+    assert!(
+        summary(&b.stderr).contains("declarations: 2 applied, 0 refused, 0 unparseable"),
+        "{}",
+        b.stderr
+    );
+    let recs = records(&b.stdout);
+    let snap = final_snapshot(&recs, "acc-agent");
+    assert_eq!(snap["accuracy"]["version"], "1.1.0");
+    assert_eq!(snap["accuracy"]["declared"]["task_completion"], 0.90);
+    assert_eq!(snap["accuracy"]["expires_at"], second + 30 * 86_400_000);
+    assert_eq!(a.stdout_text(), b.stdout_text());
 }
 
 // ------------------------------------------------------------------ timers

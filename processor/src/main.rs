@@ -5,16 +5,15 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use breakwater::config::SloConfig;
 use breakwater::decode::{read_avro_container, write_avro_container};
-use breakwater::engine::accuracy::AccuracyDeclaration;
 use breakwater::engine::Engine;
 use breakwater::event::TaskEvent;
 use breakwater::generate::Scenario;
-use breakwater::replay::{self, BadRecord};
+use breakwater::replay::{self, BadRecord, PendingDeclaration};
 
 /// SLOs, error budgets, circuit breakers and alerts for fleets of AI agents.
 #[derive(Parser)]
@@ -45,6 +44,7 @@ struct ReplayArgs {
     #[arg(long, value_enum, default_value_t = Format::Auto)]
     format: Format,
     /// Accuracy declarations (JSON lines), put in force at their published_at.
+    /// Lines that do not parse are reported and skipped.
     #[arg(long)]
     declarations: Option<PathBuf>,
     /// Where to write the JSON lines (default: stdout).
@@ -98,9 +98,9 @@ fn replay_cmd(args: ReplayArgs) -> Result<()> {
         Some(p) => SloConfig::load(p).with_context(|| format!("loading {}", p.display()))?,
         None => SloConfig::default(),
     };
-    let declarations = match &args.declarations {
+    let (declarations, unparseable) = match &args.declarations {
         Some(p) => read_declarations(p)?,
-        None => Vec::new(),
+        None => (Vec::new(), 0),
     };
     let mut input = open_input(&args.input)?;
     let mut head = Vec::new();
@@ -124,7 +124,7 @@ fn replay_cmd(args: ReplayArgs) -> Result<()> {
             eprintln!("{}:{}: {}", args.input.display(), bad.position, bad.reason);
         }
     };
-    let summary = if avro {
+    let mut summary = if avro {
         let records = read_avro_container(reader).context("reading the Avro container header")?;
         let events = records.enumerate().map(|(i, r)| {
             r.map_err(|e| BadRecord {
@@ -142,8 +142,19 @@ fn replay_cmd(args: ReplayArgs) -> Result<()> {
             report,
         )?
     };
+    summary.declarations_unparseable = unparseable;
+    let declarations = if args.declarations.is_some() {
+        format!(
+            "; declarations: {} applied, {} refused, {} unparseable",
+            summary.declarations_applied,
+            summary.declarations_refused,
+            summary.declarations_unparseable,
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "replayed {} records: {} events, {} bad, {} duplicates, {} late; {} agents, {} transitions, {} alerts",
+        "replayed {} records: {} events, {} bad, {} duplicates, {} late; {} agents, {} transitions, {} alerts{declarations}",
         summary.records,
         summary.events,
         summary.bad_records,
@@ -164,25 +175,37 @@ fn open_input(path: &Path) -> Result<Box<dyn Read>> {
     Ok(Box::new(f))
 }
 
-fn read_declarations(path: &Path) -> Result<Vec<AccuracyDeclaration>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+/// Reads accuracy declarations, one JSON object a line; blank lines are
+/// skipped. A line that is not a declaration is reported on stderr as
+/// `PATH:LINE: not an accuracy declaration: REASON` and skipped, like a bad
+/// event line; the count of those is returned alongside the declarations.
+/// Only a file that cannot be read at all is an error.
+fn read_declarations(path: &Path) -> Result<(Vec<PendingDeclaration>, u64)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        match serde_json::from_str(line) {
-            Ok(d) => out.push(d),
-            Err(e) => bail!(
-                "{}:{}: not an accuracy declaration: {e}",
-                path.display(),
-                i + 1
-            ),
+    let mut unparseable = 0;
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.trim_ascii().is_empty() {
+            continue;
+        }
+        let origin = format!("{}:{}", path.display(), i + 1);
+        let mut de = serde_json::Deserializer::from_slice(line);
+        // The path names the field at fault, e.g. `published_at: bad timestamp …`.
+        let parsed = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| e.to_string())
+            .and_then(|d| de.end().map(|()| d).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(declaration) => out.push(PendingDeclaration {
+                origin,
+                declaration,
+            }),
+            Err(reason) => {
+                unparseable += 1;
+                eprintln!("{origin}: not an accuracy declaration: {reason}");
+            }
         }
     }
-    Ok(out)
+    Ok((out, unparseable))
 }
 
 fn generate_cmd(args: GenerateArgs) -> Result<()> {

@@ -3,8 +3,8 @@
 //!
 //! Output is one JSON object per line: every breaker transition, alert and
 //! status-change snapshot as it happens, then a final snapshot per agent
-//! sorted by agent id. Bad input lines are reported through a callback and
-//! counted; they never stop the run.
+//! sorted by agent id. Bad input lines and refused declarations are reported
+//! through a callback and counted; they never stop the run.
 
 use std::io::{BufRead, Write};
 
@@ -33,7 +33,23 @@ pub struct ReplaySummary {
     pub transitions: u64,
     pub alerts: u64,
     pub agents: u64,
+    /// Declarations the engine put in force.
+    pub declarations_applied: u64,
+    /// Declarations the engine refused (each reported through `on_bad`).
     pub declarations_refused: u64,
+    /// Declaration lines that did not parse. [`run`] never sees those: the
+    /// caller that read the declarations fills this in.
+    pub declarations_unparseable: u64,
+}
+
+/// An accuracy declaration waiting for stream time to reach its
+/// `published_at`, with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingDeclaration {
+    /// Where the declaration came from, e.g. `decls.jsonl:3` (file and line);
+    /// a report about the declaration starts with it.
+    pub origin: String,
+    pub declaration: AccuracyDeclaration,
 }
 
 /// Parses JSON lines into events or bad-record reports; blank lines are skipped.
@@ -59,30 +75,51 @@ pub fn json_lines<R: BufRead>(reader: R) -> impl Iterator<Item = Result<TaskEven
 /// Runs `events` through `engine`, writing outputs as JSON lines to `out`.
 ///
 /// `declarations` are put in force when stream time reaches their
-/// `published_at` (before events at that time); refused ones are reported
-/// through `on_bad` with position 0.
+/// `published_at` (before events at that time; the ones published after the
+/// last event, after all events). Refused ones are counted and reported
+/// through `on_bad` with position 0 and a reason that starts with their
+/// origin: `ORIGIN: declaration AGENT VERSION refused: WHY`.
 ///
 /// ```
 /// use std::sync::Arc;
-/// use breakwater::{config::SloConfig, engine::Engine, event::*, replay::run};
+/// use breakwater::{config::SloConfig, engine::Engine, event::*};
+/// use breakwater::engine::accuracy::AccuracyDeclaration;
+/// use breakwater::replay::{run, PendingDeclaration};
 /// let events = (0..3).map(|i| Ok(TaskEvent::new(format!("e{i}"), "a", i * 1000, Outcome::Success)));
+/// let declaration = |version: &str| AccuracyDeclaration {
+///     agent_id: "a".into(),
+///     version: version.into(),
+///     declared_accuracy: [("task_completion".to_string(), 0.9)].into(),
+///     measurement_method: "eval_suite".into(),
+///     valid_for_days: 30,
+///     published_at: 1000,
+///     supersedes: None,
+/// };
+/// let declarations = vec![
+///     PendingDeclaration { origin: "decls.jsonl:1".into(), declaration: declaration("1.0.0") },
+///     // Does not supersede 1.0.0: refused.
+///     PendingDeclaration { origin: "decls.jsonl:2".into(), declaration: declaration("2.0.0") },
+/// ];
 /// let mut out = Vec::new();
+/// let mut refused = Vec::new();
 /// let mut engine = Engine::new(Arc::new(SloConfig::default()));
-/// let s = run(&mut engine, events, Vec::new(), &mut out, |_| {}).unwrap();
+/// let s = run(&mut engine, events, declarations, &mut out, |bad| refused.push(bad.reason.clone())).unwrap();
 /// assert_eq!((s.events, s.agents), (3, 1));
+/// assert_eq!((s.declarations_applied, s.declarations_refused), (1, 1));
+/// assert!(refused[0].starts_with("decls.jsonl:2: declaration a 2.0.0 refused: "));
 /// assert!(String::from_utf8(out).unwrap().contains("\"type\":\"budget_snapshot\""));
 /// ```
 pub fn run<W: Write>(
     engine: &mut Engine,
     events: impl Iterator<Item = Result<TaskEvent, BadRecord>>,
-    mut declarations: Vec<AccuracyDeclaration>,
+    mut declarations: Vec<PendingDeclaration>,
     mut out: W,
     mut on_bad: impl FnMut(&BadRecord),
 ) -> std::io::Result<ReplaySummary> {
     let mut summary = ReplaySummary::default();
     let mut buf: Vec<Output> = Vec::new();
     // Stable sort: declarations at the same instant keep their file order.
-    declarations.sort_by_key(|d| d.published_at);
+    declarations.sort_by_key(|d| d.declaration.published_at);
     let mut pending = declarations.into_iter().peekable();
     // Puts in force every declaration published by stream time `t`.
     let mut declare_until = |engine: &mut Engine,
@@ -91,15 +128,22 @@ pub fn run<W: Write>(
                              s: &mut ReplaySummary|
      -> Vec<BadRecord> {
         let mut refused = Vec::new();
-        while let Some(d) = pending.next_if(|d| d.published_at <= t) {
+        while let Some(p) = pending.next_if(|p| p.declaration.published_at <= t) {
+            let PendingDeclaration {
+                origin,
+                declaration: d,
+            } = p;
             engine.advance_to(d.published_at, buf);
-            let what = format!("declaration {} {}", d.agent_id, d.version);
-            if let Err(e) = engine.declare(d, buf) {
-                s.declarations_refused += 1;
-                refused.push(BadRecord {
-                    position: 0,
-                    reason: format!("{what} refused: {e}"),
-                });
+            let what = format!("{origin}: declaration {} {}", d.agent_id, d.version);
+            match engine.declare(d, buf) {
+                Ok(()) => s.declarations_applied += 1,
+                Err(e) => {
+                    s.declarations_refused += 1;
+                    refused.push(BadRecord {
+                        position: 0,
+                        reason: format!("{what} refused: {e}"),
+                    });
+                }
             }
         }
         refused

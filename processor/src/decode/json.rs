@@ -3,11 +3,11 @@
 use std::fmt;
 
 use chrono::DateTime;
-use serde::de::{Deserialize, Deserializer, Error, Visitor};
+use serde::de::{Deserialize, Deserializer, Error, Unexpected, Visitor};
 use serde_json::error::Category;
 
 use super::{DecodeError, RawEvent};
-use crate::event::{InvalidEvent, Outcome, TaskEvent, TimestampMs};
+use crate::event::{InvalidEvent, Outcome, TaskEvent, TimestampMs, MAX_TIMESTAMP};
 
 /// Decodes one JSON object into a validated [`TaskEvent`].
 ///
@@ -88,6 +88,39 @@ pub(super) fn timestamp<'de, D: Deserializer<'de>>(
         }
     }
     d.deserialize_any(V)
+}
+
+/// A required timestamp outside a task event, for
+/// `#[serde(deserialize_with = "breakwater::decode::timestamp_ms")]` (e.g. an
+/// accuracy declaration's `published_at`).
+///
+/// Same rules as a task event's `timestamp`: epoch milliseconds or an RFC
+/// 3339 date-time, from 1970-01-01 to 9999-12-31. Unlike there, `null`, an
+/// unparseable value or one out of range is an error of the deserializer, so
+/// the caller's error names the position (and, with `serde_path_to_error`, the
+/// field). Serialization is untouched: the value is epoch milliseconds.
+///
+/// ```
+/// use breakwater::decode::timestamp_ms;
+/// let ms = |json: &str| timestamp_ms(&mut serde_json::Deserializer::from_str(json));
+/// assert_eq!(ms(r#""2026-11-28T12:00:00+01:00""#).unwrap(), 1_795_863_600_000);
+/// assert_eq!(ms("1795863600000").unwrap(), 1_795_863_600_000);
+/// assert!(ms(r#""yesterday""#).unwrap_err().to_string().starts_with("bad timestamp"));
+/// assert!(ms("null").is_err());
+/// assert!(ms("-1").is_err());
+/// ```
+pub fn timestamp_ms<'de, D: Deserializer<'de>>(d: D) -> Result<TimestampMs, D::Error> {
+    const EXPECTED: &str = "epoch milliseconds or an RFC 3339 date-time";
+    let ms = timestamp(d)?
+        .ok_or_else(|| D::Error::invalid_type(Unexpected::Unit, &EXPECTED))?
+        .map_err(D::Error::custom)?;
+    if !(0..=MAX_TIMESTAMP).contains(&ms) {
+        return Err(D::Error::custom(format!(
+            "timestamp {ms} is out of range: allowed is epoch milliseconds \
+             from 1970-01-01 to 9999-12-31"
+        )));
+    }
+    Ok(ms)
 }
 
 /// `null` reads as absent; an unknown symbol is kept as an [`InvalidEvent`].
@@ -217,6 +250,29 @@ mod tests {
                 matches!(invalid(&json), InvalidEvent::BadTimestamp(_)),
                 "{ts}"
             );
+        }
+    }
+
+    #[test]
+    fn timestamp_ms_reads_like_an_event_timestamp_but_refuses_what_it_cannot_use() {
+        let ms = |json: &str| timestamp_ms(&mut serde_json::Deserializer::from_str(json));
+        assert_eq!(ms("1795867200000").unwrap(), 1_795_867_200_000);
+        assert_eq!(ms(r#""2026-11-28T12:00:00Z""#).unwrap(), 1_795_867_200_000);
+        assert_eq!(
+            ms(r#""2026-11-28T12:00:00.250-00:30""#).unwrap(),
+            1_795_869_000_250
+        );
+        for (json, reason) in [
+            ("null", "invalid type: null"),
+            (r#""yesterday""#, "bad timestamp \"yesterday\""),
+            ("1.5", "bad timestamp \"1.5\""),
+            ("18446744073709551615", "bad timestamp"),
+            ("-1", "timestamp -1 is out of range"),
+            (r#""0000-01-01T00:00:00Z""#, "is out of range"),
+            ("[1]", "invalid type: sequence"),
+        ] {
+            let err = ms(json).unwrap_err().to_string();
+            assert!(err.contains(reason), "{json}: {err}");
         }
     }
 

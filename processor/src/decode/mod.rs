@@ -21,7 +21,7 @@ pub use avro::{
     decode_avro_datum, encode_avro_datum, event_from_avro_value, read_avro_container,
     write_avro_container, AvroDatumDecoder, AvroSchemas,
 };
-pub use json::decode_json;
+pub use json::{decode_json, timestamp_ms};
 
 /// Why bytes did not become a [`TaskEvent`].
 #[derive(Debug, thiserror::Error)]
