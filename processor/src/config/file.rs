@@ -75,6 +75,18 @@ impl ConfigError {
         }
     }
 
+    /// The same error for a document nested under `section` of the file.
+    pub(super) fn under(mut self, section: &str) -> Self {
+        if let ConfigError::Parse { key, .. } | ConfigError::Invalid { key, .. } = &mut self {
+            *key = if key.is_empty() {
+                section.to_string()
+            } else {
+                format!("{section}.{key}")
+            };
+        }
+        self
+    }
+
     fn in_file(mut self, path: &Path) -> Self {
         if let ConfigError::Parse { file, .. } | ConfigError::Invalid { file, .. } = &mut self {
             *file = Some(path.to_path_buf());
@@ -82,7 +94,7 @@ impl ConfigError {
         self
     }
 
-    fn from_serde(err: serde_path_to_error::Error<serde_yaml::Error>) -> Self {
+    pub(super) fn from_serde(err: serde_path_to_error::Error<serde_yaml::Error>) -> Self {
         let key = dotted(err.path());
         let inner = err.inner();
         let (line, column) = match inner.location() {

@@ -29,6 +29,7 @@
 //! [`SloId`] into [`SloConfig::slos`].
 
 mod file;
+mod kafka;
 mod matcher;
 mod raw;
 mod slo;
@@ -37,4 +38,5 @@ mod tests;
 mod validate;
 
 pub use file::{ConfigError, SloConfig, SloId};
+pub use kafka::{is_secret, KafkaSettings, TopicCreation, Topics, ENV_PREFIX};
 pub use slo::*;

@@ -182,6 +182,14 @@ pub(super) const DURATION: &str =
     "a positive duration such as \"5m\", \"24h\", \"1d\" or a whole number of seconds";
 
 impl RawDuration {
+    /// The value as the file wrote it, for error messages.
+    pub(super) fn as_written(&self) -> String {
+        match self {
+            RawDuration::Text(t) => format!("{t:?}"),
+            RawDuration::Seconds(s) => s.to_string(),
+        }
+    }
+
     /// Milliseconds, if positive and representable.
     pub(super) fn millis(&self) -> Option<i64> {
         let ms: i128 = match self {
