@@ -19,5 +19,6 @@ pub mod decode;
 pub mod engine;
 pub mod event;
 pub mod generate;
+pub mod kafka;
 pub mod output;
 pub mod replay;

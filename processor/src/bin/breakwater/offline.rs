@@ -1,4 +1,5 @@
-//! The `breakwater` command line.
+//! The offline commands: `replay` (the engine over a file, timers on
+//! stream time) and `generate` (a seeded stream of realistic events).
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -6,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::ValueEnum;
 
 use breakwater::config::SloConfig;
 use breakwater::decode::{read_avro_container, write_avro_container};
@@ -15,25 +16,8 @@ use breakwater::event::TaskEvent;
 use breakwater::generate::Scenario;
 use breakwater::replay::{self, BadRecord, PendingDeclaration};
 
-/// SLOs, error budgets, circuit breakers and alerts for fleets of AI agents.
-#[derive(Parser)]
-#[command(name = "breakwater", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Run the engine over a file of events (timers on stream time) and print
-    /// transitions, alerts and final snapshots as JSON lines.
-    Replay(ReplayArgs),
-    /// Write a seeded, realistic stream of agent task events.
-    Generate(GenerateArgs),
-}
-
 #[derive(clap::Args)]
-struct ReplayArgs {
+pub struct ReplayArgs {
     /// SLO configuration (YAML). Without it, the seed's defaults apply to every agent.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -53,7 +37,7 @@ struct ReplayArgs {
 }
 
 #[derive(clap::Args)]
-struct GenerateArgs {
+pub struct GenerateArgs {
     /// Scenario to generate.
     #[arg(long, value_enum, default_value_t = ScenarioName::Demo)]
     scenario: ScenarioName,
@@ -85,15 +69,7 @@ enum ScenarioName {
     Demo,
 }
 
-fn main() -> Result<()> {
-    tracing_subscriber::fmt().with_writer(io::stderr).init();
-    match Cli::parse().command {
-        Cmd::Replay(args) => replay_cmd(args),
-        Cmd::Generate(args) => generate_cmd(args),
-    }
-}
-
-fn replay_cmd(args: ReplayArgs) -> Result<()> {
+pub fn replay_cmd(args: ReplayArgs) -> Result<()> {
     let config = match &args.config {
         Some(p) => SloConfig::load(p).with_context(|| format!("loading {}", p.display()))?,
         None => SloConfig::default(),
@@ -208,7 +184,7 @@ fn read_declarations(path: &Path) -> Result<(Vec<PendingDeclaration>, u64)> {
     Ok((out, unparseable))
 }
 
-fn generate_cmd(args: GenerateArgs) -> Result<()> {
+pub fn generate_cmd(args: GenerateArgs) -> Result<()> {
     let scenario = match args.scenario {
         ScenarioName::Demo => Scenario::demo(args.seed),
     };

@@ -1,0 +1,232 @@
+//! The Kafka commands: `run` (the streaming job), `declare` (publish an
+//! accuracy declaration) and `breaker` (an operator command).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+
+use breakwater::config::{KafkaSettings, SloConfig};
+use breakwater::engine::accuracy::AccuracyDeclaration;
+use breakwater::engine::breaker::Command;
+use breakwater::kafka::client::{client_config, Role};
+use breakwater::kafka::codec::Codec;
+use breakwater::kafka::job::instance_id;
+use breakwater::kafka::{self, Control, OperatorCommand};
+
+/// Where the Kafka settings come from (shared by every Kafka command).
+#[derive(clap::Args)]
+pub struct KafkaArgs {
+    /// Config file (YAML): SLOs and an optional `kafka:` section.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Bootstrap servers, e.g. `localhost:9092`; overrides `kafka.brokers`
+    /// and BREAKWATER_KAFKA_BOOTSTRAP_SERVERS.
+    #[arg(long)]
+    brokers: Option<String>,
+}
+
+impl KafkaArgs {
+    fn load(&self) -> Result<(SloConfig, KafkaSettings)> {
+        let config = match &self.config {
+            Some(p) => SloConfig::load(p).with_context(|| format!("loading {}", p.display()))?,
+            None => SloConfig::default(),
+        };
+        let mut settings = KafkaSettings::from_section(config.kafka.as_ref(), std::env::vars())
+            .context("the kafka section")?;
+        if let Some(b) = &self.brokers {
+            settings.brokers = b.clone();
+        }
+        Ok((config, settings))
+    }
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Consumer group id; overrides `kafka.group_id`.
+    #[arg(long)]
+    group_id: Option<String>,
+    /// After a stop signal, how long to wait for outputs to be acknowledged
+    /// before giving up (nothing uncommitted is lost: it is re-read).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    shutdown_timeout: Duration,
+}
+
+pub fn run_cmd(args: RunArgs) -> Result<()> {
+    let (config, mut settings) = args.kafka.load()?;
+    if let Some(g) = args.group_id {
+        settings.group_id = g;
+    }
+    let control = Control::new();
+    watch_signals(control.clone(), args.shutdown_timeout)?;
+    tracing::info!(brokers = %settings.brokers, group = %settings.group_id, "starting");
+    let summary = kafka::run(&settings, Arc::new(config), Codec::default(), &control)
+        .context("the streaming job")?;
+    tracing::info!(?summary, "stopped");
+    Ok(())
+}
+
+/// First SIGINT/SIGTERM: graceful stop. Second, or the timeout: abort.
+fn watch_signals(control: Control, timeout: Duration) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal thread")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+                let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+                tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+                tracing::info!("stop signal: finishing the batch, flushing, committing");
+                control.stop();
+                tokio::select! {
+                    _ = term.recv() => tracing::warn!("second signal: aborting"),
+                    _ = int.recv() => tracing::warn!("second signal: aborting"),
+                    _ = tokio::time::sleep(timeout) => tracing::warn!("shutdown timeout: aborting"),
+                }
+                control.abort();
+            })
+        })
+        .context("starting the signal thread")?;
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct DeclareArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[arg(long)]
+    agent: String,
+    /// Semantic version of this declaration, e.g. 1.2.0.
+    #[arg(long)]
+    version: String,
+    /// The version this one replaces.
+    #[arg(long)]
+    supersedes: Option<String>,
+    #[arg(long)]
+    valid_for_days: i32,
+    /// How the accuracy was measured, e.g. automated_eval_suite_v3.
+    #[arg(long)]
+    method: String,
+    /// Declared accuracy per category: `name=value` with value in [0, 1].
+    #[arg(required = true, value_name = "CATEGORY=ACCURACY")]
+    accuracy: Vec<String>,
+}
+
+pub fn declare_cmd(args: DeclareArgs) -> Result<()> {
+    let (_, settings) = args.kafka.load()?;
+    let mut declared = std::collections::BTreeMap::new();
+    for pair in &args.accuracy {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("{pair:?} is not CATEGORY=ACCURACY (e.g. task_completion=0.97)");
+        };
+        let v: f64 = value
+            .parse()
+            .with_context(|| format!("{pair:?}: {value:?} is not a number in [0, 1]"))?;
+        declared.insert(name.to_string(), v);
+    }
+    let d = AccuracyDeclaration {
+        agent_id: args.agent,
+        version: args.version,
+        declared_accuracy: declared,
+        measurement_method: args.method,
+        valid_for_days: args.valid_for_days,
+        published_at: now_ms(),
+        supersedes: args.supersedes,
+    };
+    d.validate_against(None).with_context(|| {
+        format!(
+            "declaration {} {} refused; nothing published",
+            d.agent_id, d.version
+        )
+    })?;
+    let payload = serde_json::to_vec(&d)?;
+    publish(
+        &settings,
+        &settings.topics.declarations,
+        &d.agent_id,
+        &payload,
+    )?;
+    println!(
+        "published declaration {} {} to {}",
+        d.agent_id, d.version, settings.topics.declarations
+    );
+    Ok(())
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CommandArg {
+    /// Hold the breaker OPEN until an operator says otherwise.
+    ForceOpen,
+    /// Back to CLOSED, keeping the window's counts.
+    ForceClose,
+    /// Never trip; let all work through.
+    Disable,
+    /// Back to CLOSED with a fresh window and the base cooldown.
+    Reset,
+}
+
+#[derive(clap::Args)]
+pub struct BreakerArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[arg(long)]
+    agent: String,
+    #[arg(value_enum)]
+    command: CommandArg,
+    /// Who is asking (logged by the job).
+    #[arg(long)]
+    operator: Option<String>,
+}
+
+pub fn breaker_cmd(args: BreakerArgs) -> Result<()> {
+    let (_, settings) = args.kafka.load()?;
+    let command = match args.command {
+        CommandArg::ForceOpen => Command::ForceOpen,
+        CommandArg::ForceClose => Command::ForceClose,
+        CommandArg::Disable => Command::Disable,
+        CommandArg::Reset => Command::Reset,
+    };
+    let c = OperatorCommand {
+        agent_id: args.agent,
+        command,
+        issued_at: now_ms(),
+        operator: args.operator,
+    };
+    let payload = serde_json::to_vec(&c)?;
+    publish(&settings, &settings.topics.commands, &c.agent_id, &payload)?;
+    println!(
+        "sent {:?} for {} to {}",
+        c.command, c.agent_id, settings.topics.commands
+    );
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Produces one record and waits for the broker's acknowledgement.
+fn publish(settings: &KafkaSettings, topic: &str, key: &str, payload: &[u8]) -> Result<()> {
+    let config: ClientConfig = client_config(settings, Role::Producer, &instance_id());
+    let producer: BaseProducer = config.create().context("creating the producer")?;
+    producer
+        .send(BaseRecord::to(topic).key(key).payload(payload))
+        .map_err(|(e, _)| e)
+        .with_context(|| format!("producing to {topic}"))?;
+    producer
+        .flush(Duration::from_secs(30))
+        .with_context(|| format!("waiting for {} to acknowledge", settings.brokers))?;
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! The `breakwater` command line.
+
+mod live;
+mod offline;
+
+use std::io;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// SLOs, error budgets, circuit breakers and alerts for fleets of AI agents.
+#[derive(Parser)]
+#[command(name = "breakwater", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the engine over a file of events (timers on stream time) and print
+    /// transitions, alerts and final snapshots as JSON lines.
+    Replay(offline::ReplayArgs),
+    /// Write a seeded, realistic stream of agent task events.
+    Generate(offline::GenerateArgs),
+    /// The streaming job: consume task events from Kafka in a consumer
+    /// group and publish breaker states, alerts and budget snapshots.
+    Run(live::RunArgs),
+    /// Validate an accuracy declaration and publish it to the declarations topic.
+    Declare(live::DeclareArgs),
+    /// Send an operator command for an agent's breaker to the commands topic.
+    Breaker(live::BreakerArgs),
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().command {
+        Cmd::Replay(args) => offline::replay_cmd(args),
+        Cmd::Generate(args) => offline::generate_cmd(args),
+        Cmd::Run(args) => live::run_cmd(args),
+        Cmd::Declare(args) => live::declare_cmd(args),
+        Cmd::Breaker(args) => live::breaker_cmd(args),
+    }
+}

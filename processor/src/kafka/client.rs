@@ -1,0 +1,161 @@
+//! librdkafka clients as the job needs them: configured from
+//! [`KafkaSettings`], with the job's safety defaults, and with librdkafka's
+//! logs and errors routed to `tracing` and counted.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+
+use crate::config::{is_secret, KafkaSettings};
+
+/// What a client is for; decides the defaults it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The consumer-group member reading task events.
+    Group,
+    /// A consumer of a whole topic with no group (the tables).
+    Table,
+    Producer,
+    Admin,
+}
+
+/// Client errors librdkafka reported (broker down, request failures, …),
+/// shared by every client of a job.
+#[derive(Debug, Default)]
+pub struct ClientHealth {
+    errors: AtomicU64,
+}
+
+impl ClientHealth {
+    /// Errors reported so far by any client of the job.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+}
+
+/// Routes librdkafka's logs to `tracing` and counts its errors.
+#[derive(Clone)]
+pub struct Observed {
+    pub(crate) health: Arc<ClientHealth>,
+    pub(crate) name: &'static str,
+}
+
+impl ClientContext for Observed {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        let client = self.name;
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(client, fac, "{message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(client, fac, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(client, fac, "{message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(client, fac, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.health.errors.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("breakwater_kafka_client_errors_total", "client" => self.name)
+            .increment(1);
+        tracing::warn!(client = self.name, %error, "kafka client error: {reason}");
+    }
+}
+
+/// A table consumer joins no group: nothing to do on rebalances.
+impl ConsumerContext for Observed {}
+
+/// The configuration of one client. The job's defaults come first so that
+/// any of them can be overridden from the file or the environment, except
+/// the few that correctness rests on (offsets are committed by the job only
+/// after the outputs are acknowledged).
+pub fn client_config(settings: &KafkaSettings, role: Role, instance: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("client.id", format!("breakwater-{instance}"));
+    match role {
+        Role::Group | Role::Table => {
+            c.set("auto.offset.reset", "earliest");
+            c.set("enable.partition.eof", "false");
+        }
+        Role::Producer => {
+            c.set("enable.idempotence", "true");
+            c.set("linger.ms", "5");
+            c.set("compression.type", "lz4");
+        }
+        Role::Admin => {}
+    }
+    for (k, v) in settings.client_properties(matches!(role, Role::Group | Role::Table)) {
+        c.set(k, v);
+    }
+    match role {
+        Role::Group => {
+            c.set("group.id", &settings.group_id);
+            c.set("enable.auto.commit", "false");
+            c.set("enable.auto.offset.store", "false");
+        }
+        Role::Table => {
+            // Never joins or commits: a table is read whole by every instance.
+            c.set(
+                "group.id",
+                format!("{}-tables-{instance}", settings.group_id),
+            );
+            c.set("enable.auto.commit", "false");
+        }
+        Role::Producer | Role::Admin => {}
+    }
+    c.set_log_level(RDKafkaLogLevel::Warning);
+    c
+}
+
+/// The properties of a client config with secrets masked, for the start-up log.
+pub fn redacted(c: &ClientConfig) -> String {
+    let map = c.config_map();
+    let mut pairs: Vec<_> = map.iter().collect();
+    pairs.sort();
+    pairs
+        .into_iter()
+        .map(|(k, v)| {
+            if is_secret(k) {
+                format!("{k}=***")
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_stay_with_the_job_whatever_the_file_says() {
+        let yaml: serde_yaml::Value = serde_yaml::from_str(
+            "properties: {enable.auto.commit: true, sasl.password: hunter2, linger.ms: 20}",
+        )
+        .unwrap();
+        let s = KafkaSettings::from_section(Some(&yaml), Vec::new()).unwrap();
+        let group = client_config(&s, Role::Group, "i1");
+        assert_eq!(group.get("enable.auto.commit"), Some("false"));
+        assert_eq!(group.get("group.id"), Some("breakwater"));
+        let producer = client_config(&s, Role::Producer, "i1");
+        assert_eq!(
+            producer.get("linger.ms"),
+            Some("20"),
+            "the file wins over our default"
+        );
+        assert_eq!(producer.get("enable.idempotence"), Some("true"));
+        let log = redacted(&producer);
+        assert!(
+            log.contains("sasl.password=***") && !log.contains("hunter2"),
+            "{log}"
+        );
+    }
+}

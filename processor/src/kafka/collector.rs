@@ -1,0 +1,184 @@
+//! The record collector (Kafka Streams' word): every output record goes
+//! through it, and [`RecordCollector::flush`] returns only once the broker
+//! has acknowledged all of them. The job commits input offsets after a
+//! successful flush, never before: that is what makes delivery
+//! at-least-once. A record the producer gives up on (after librdkafka's own
+//! retries) is sent again until it is acknowledged or the job is stopped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+
+use super::client::Observed;
+use super::JobError;
+
+/// One record to publish, owned so it can be sent again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutRecord {
+    pub topic: String,
+    /// The agent id for outputs; a dead letter keeps its input's key, if any.
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// Producer context: counts acknowledgements and keeps failed records.
+pub struct Delivery {
+    observed: Observed,
+    failed: Mutex<Vec<(OutRecord, KafkaError)>>,
+}
+
+impl ClientContext for Delivery {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.observed.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.observed.error(error, reason);
+    }
+}
+
+impl ProducerContext for Delivery {
+    type DeliveryOpaque = Box<OutRecord>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, record: Box<OutRecord>) {
+        match result {
+            Ok(_) => metrics::counter!("breakwater_output_records_total", "topic" => record.topic.clone())
+                .increment(1),
+            Err((e, _)) => {
+                metrics::counter!("breakwater_output_delivery_failures_total").increment(1);
+                self.failed
+                    .lock()
+                    .expect("delivery lock")
+                    .push((*record, e.clone()));
+            }
+        }
+    }
+}
+
+impl Delivery {
+    pub fn new(observed: Observed) -> Self {
+        Delivery {
+            observed,
+            failed: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// Sends output records and waits for their acknowledgement.
+pub struct RecordCollector {
+    producer: BaseProducer<Delivery>,
+    /// Set when the job must give up waiting (a second signal, or the
+    /// shutdown deadline): records not yet acknowledged are then left to
+    /// the next run, which re-reads their input because nothing was committed.
+    abort: Arc<AtomicBool>,
+    /// Records sent since the last successful flush.
+    pending: usize,
+}
+
+/// Time between attempts to resend records the producer gave up on.
+const RESEND_BACKOFF: Duration = Duration::from_millis(500);
+
+impl RecordCollector {
+    pub fn new(producer: BaseProducer<Delivery>, abort: Arc<AtomicBool>) -> Self {
+        RecordCollector {
+            producer,
+            abort,
+            pending: 0,
+        }
+    }
+
+    pub fn producer(&self) -> &BaseProducer<Delivery> {
+        &self.producer
+    }
+
+    /// Queues a record; waits (serving delivery reports) while the
+    /// producer's queue is full.
+    pub fn send(&mut self, record: OutRecord) -> Result<(), JobError> {
+        let mut record = Box::new(record);
+        loop {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (k, v) in &record.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v.as_slice()),
+                });
+            }
+            let topic = record.topic.clone();
+            let key = record.key.clone();
+            let payload = std::mem::take(&mut record.payload);
+            let copy = payload.clone();
+            record.payload = payload;
+            let mut base = BaseRecord::with_opaque_to(&topic, record)
+                .payload(&copy)
+                .headers(headers);
+            if let Some(k) = &key {
+                base = base.key(k.as_str());
+            }
+            match self.producer.send(base) {
+                Ok(()) => {
+                    self.pending += 1;
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), rec)) => {
+                    record = rec.delivery_opaque;
+                    self.producer.poll(Duration::from_millis(50));
+                    if self.abort.load(Ordering::Relaxed) {
+                        return Err(JobError::Aborted);
+                    }
+                }
+                Err((e, _)) => return Err(JobError::kafka("producing an output record", e)),
+            }
+        }
+    }
+
+    /// Blocks until every record sent so far is acknowledged, resending
+    /// those the producer gave up on. Fails only if the job is aborted
+    /// first: then the caller must not commit.
+    pub fn flush(&mut self) -> Result<(), JobError> {
+        let mut warned = Instant::now();
+        loop {
+            // Waits for the in-flight ones; failures land in `failed`.
+            while self.producer.flush(Duration::from_millis(500)).is_err() {
+                if self.abort.load(Ordering::Relaxed) {
+                    return Err(JobError::Aborted);
+                }
+                if warned.elapsed() > Duration::from_secs(10) {
+                    tracing::warn!(
+                        in_flight = self.producer.in_flight_count(),
+                        "still waiting for the broker to acknowledge output records"
+                    );
+                    warned = Instant::now();
+                }
+            }
+            let failed = std::mem::take(&mut *self.producer.context().failed.lock().expect("lock"));
+            if failed.is_empty() {
+                self.pending = 0;
+                return Ok(());
+            }
+            tracing::warn!(
+                records = failed.len(),
+                error = %failed[0].1,
+                "output records were not acknowledged; sending them again"
+            );
+            if self.abort.load(Ordering::Relaxed) {
+                return Err(JobError::Aborted);
+            }
+            std::thread::sleep(RESEND_BACKOFF);
+            for (record, _) in failed {
+                self.send(record)?;
+            }
+        }
+    }
+
+    /// Records sent since the last successful flush.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+}

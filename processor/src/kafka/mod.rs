@@ -1,0 +1,50 @@
+//! `breakwater run`: the engine as a Kafka job. The imperative shell around
+//! the pure engine — clients, topics, the consume → process → produce →
+//! commit loop, tables, dead letters — and nothing the engine decides.
+//!
+//! Delivery is at-least-once: input offsets are committed only after every
+//! output the records caused has been acknowledged by the broker (see
+//! [`collector`]); outputs carry per-agent sequence numbers so consumers
+//! drop repeats after a crash.
+
+pub mod client;
+pub mod codec;
+pub mod collector;
+pub mod dead_letter;
+pub mod job;
+pub mod tables;
+pub mod tasks;
+pub mod topics;
+
+use rdkafka::error::KafkaError;
+
+pub use job::{run, Control, JobStatus, JobSummary};
+pub use tables::OperatorCommand;
+
+/// Why the job stopped with an error, or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// A Kafka call failed; `what` says which.
+    #[error("{what}: {source}")]
+    Kafka {
+        what: &'static str,
+        #[source]
+        source: KafkaError,
+    },
+    /// A topic is missing, misconfigured or could not be created.
+    #[error("topic {topic} {reason}")]
+    Topic { topic: String, reason: String },
+    /// The job was told to give up before outputs were acknowledged; input
+    /// offsets were not committed, so the next run re-reads that input.
+    #[error("aborted before every output was acknowledged; uncommitted input will be re-read")]
+    Aborted,
+    /// The output codec could not be set up (schema registry, schemas).
+    #[error("output encoding: {0}")]
+    Codec(String),
+}
+
+impl JobError {
+    pub(crate) fn kafka(what: &'static str, source: KafkaError) -> Self {
+        JobError::Kafka { what, source }
+    }
+}

@@ -1,0 +1,317 @@
+//! `breakwater run` against a real broker (Tansu): the job consumes task
+//! events and publishes breaker transitions, alerts, snapshots and dead
+//! letters. Each test gets its own broker; the job runs in-process on a
+//! thread and is stopped gracefully at the end.
+
+mod support;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use breakwater::config::{KafkaSettings, SloConfig};
+use breakwater::kafka::codec::Codec;
+use breakwater::kafka::dead_letter::{REASON_HEADER, SOURCE_OFFSET_HEADER};
+use breakwater::kafka::{self, Control, JobStatus, JobSummary};
+use rdkafka::consumer::BaseConsumer;
+use serde_json::{json, Value};
+use support::kafka::{self as harness, Broker, Record, TestConsumer};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A job on its own thread, stopped gracefully on drop.
+struct RunningJob {
+    control: Control,
+    handle: Option<JoinHandle<Result<JobSummary, kafka::JobError>>>,
+    settings: KafkaSettings,
+}
+
+impl RunningJob {
+    fn start(broker: &Broker, slo_yaml: &str) -> RunningJob {
+        let slo = SloConfig::from_yaml_str(slo_yaml).expect("test SLO config");
+        let yaml: serde_yaml::Value = serde_yaml::from_str(&format!(
+            r#"
+brokers: "{}"
+group_id: {}
+partitions: 3
+snapshot_interval: 1s
+properties:
+  session.timeout.ms: 2000
+  heartbeat.interval.ms: 500
+"#,
+            broker.bootstrap(),
+            harness::unique_group("job")
+        ))
+        .unwrap();
+        let settings = KafkaSettings::from_section(Some(&yaml), Vec::new()).unwrap();
+        let control = Control::new();
+        let (s, c) = (settings.clone(), control.clone());
+        let handle =
+            std::thread::spawn(move || kafka::run(&s, Arc::new(slo), Codec::default(), &c));
+        let job = RunningJob {
+            control,
+            handle: Some(handle),
+            settings,
+        };
+        job.wait_until("the job owns the input partitions", |s| {
+            JobStatus::get(&s.partitions) > 0
+        });
+        job
+    }
+
+    fn status(&self) -> &JobStatus {
+        &self.control.status
+    }
+
+    /// Waits for a condition on the job's counters.
+    fn wait_until(&self, what: &str, cond: impl Fn(&JobStatus) -> bool) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !cond(self.status()) {
+            if let Some(h) = &self.handle {
+                assert!(!h.is_finished(), "the job stopped while waiting for {what}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {:?}",
+                self.status()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(mut self) -> JobSummary {
+        self.control.stop();
+        let h = self.handle.take().unwrap();
+        h.join().expect("job thread").expect("job result")
+    }
+}
+
+impl Drop for RunningJob {
+    fn drop(&mut self) {
+        self.control.abort();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Reads a topic from the beginning, keeping what it has seen, until a
+/// condition on everything seen so far holds.
+struct Watch {
+    consumer: TestConsumer,
+    seen: Vec<Record>,
+}
+
+impl Watch {
+    fn new(broker: &Broker, topic: &str) -> Watch {
+        Watch {
+            consumer: harness::subscribed(
+                &broker.bootstrap(),
+                &harness::unique_group("watch"),
+                topic,
+            ),
+            seen: Vec::new(),
+        }
+    }
+
+    fn until(&mut self, what: &str, cond: impl Fn(&[Record]) -> bool) -> &[Record] {
+        let deadline = Instant::now() + TIMEOUT;
+        while !cond(&self.seen) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; saw {} records: {:?}",
+                self.seen.len(),
+                self.seen
+                    .iter()
+                    .map(Record::payload_str)
+                    .collect::<Vec<_>>()
+            );
+            poll_into(&self.consumer, &mut self.seen);
+        }
+        &self.seen
+    }
+}
+
+fn poll_into<C: rdkafka::consumer::ConsumerContext>(c: &BaseConsumer<C>, seen: &mut Vec<Record>) {
+    use rdkafka::message::{Headers, Message};
+    if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+        seen.push(Record {
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec),
+            headers: m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            partition: m.partition(),
+            offset: m.offset(),
+        });
+    }
+}
+
+fn json_of(r: &Record) -> Value {
+    serde_json::from_slice(r.payload.as_deref().unwrap_or_default()).expect("JSON output")
+}
+
+fn event(id: &str, agent: &str, t: i64, outcome: &str) -> (String, String) {
+    let e = json!({
+        "event_id": id, "agent_id": agent, "timestamp": t, "outcome": outcome,
+        "latency_ms": 1200, "tool_calls": 3,
+    });
+    (agent.to_string(), e.to_string())
+}
+
+#[test]
+fn the_spec_worked_example_end_to_end() {
+    let broker = Broker::start();
+    // Breaker out of the way: this is about the budget.
+    let job = RunningJob::start(&broker, "defaults: {breaker: {min_calls: 1000000}}");
+    let t0 = now_ms() - 3_600_000;
+    let events: Vec<_> = (0..1000)
+        .map(|i| {
+            let outcome = if i % 50 < 3 { "FAILURE" } else { "SUCCESS" };
+            event(&format!("e{i}"), "research-agent", t0 + i * 1000, outcome)
+        })
+        .collect();
+    broker.produce(&job.settings.topics.events, &events);
+    job.wait_until("1000 events counted", |s| JobStatus::get(&s.events) == 1000);
+
+    let mut snaps = Watch::new(&broker, &job.settings.topics.snapshots);
+    let seen = snaps.until("a snapshot of all 1000 tasks", |rs| {
+        rs.iter().any(|r| json_of(r)["tasks"] == 1000)
+    });
+    let s = json_of(
+        seen.iter()
+            .rev()
+            .find(|r| json_of(r)["tasks"] == 1000)
+            .unwrap(),
+    );
+    assert_eq!(s["failed"], 60);
+    assert_eq!(s["remaining_percent"], -20.0);
+    assert_eq!(s["status"], "EXHAUSTED");
+    assert_eq!(
+        s["recommendation"],
+        "Throttle agent — error budget depleted"
+    );
+    let r = seen.iter().find(|r| json_of(r)["tasks"] == 1000).unwrap();
+    assert_eq!(r.key_str(), "research-agent");
+    assert_eq!(
+        r.header("breakwater.schema"),
+        Some(&b"io.breakwater.BudgetSnapshot"[..])
+    );
+
+    let summary = job.stop();
+    assert_eq!(summary.events, 1000);
+    assert_eq!(summary.dead_letters, 0);
+}
+
+#[test]
+fn a_breaker_opens_half_opens_on_the_wall_clock_and_closes_on_probes() {
+    let broker = Broker::start();
+    let job = RunningJob::start(
+        &broker,
+        "defaults: {breaker: {min_calls: 20, failure_threshold: 0.5, cooldown_seconds: 1, half_open_probes: 3}}",
+    );
+    let topic = job.settings.topics.events.clone();
+    let t = now_ms();
+    let burst: Vec<_> = (0..30)
+        .map(|i| event(&format!("f{i}"), "flaky-agent", t + i, "FAILURE"))
+        .collect();
+    broker.produce(&topic, &burst);
+
+    let mut transitions = Watch::new(&broker, &job.settings.topics.breaker_state);
+    let states = |rs: &[Record]| -> Vec<String> {
+        rs.iter()
+            .map(|r| json_of(r)["state"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // No more traffic: the cooldown elapses on the wall clock alone.
+    let seen = transitions.until("OPEN then HALF_OPEN", |rs| {
+        states(rs) == ["OPEN", "HALF_OPEN"]
+    });
+    let open = json_of(&seen[0]);
+    assert_eq!(open["reason"], "FAILURE_RATE");
+    assert_eq!(
+        open["window_tasks"], 20,
+        "it opens as soon as min_calls is reached"
+    );
+    assert_eq!(open["window_failed"], 20);
+    assert_eq!(json_of(&seen[1])["reason"], "COOLDOWN_ELAPSED");
+    assert_eq!(seen[0].key_str(), "flaky-agent");
+
+    let t = now_ms();
+    let probes: Vec<_> = (0..3)
+        .map(|i| event(&format!("p{i}"), "flaky-agent", t + i, "SUCCESS"))
+        .collect();
+    broker.produce(&topic, &probes);
+    let seen = transitions.until("CLOSED after the probes", |rs| states(rs).len() == 3);
+    let closed = json_of(&seen[2]);
+    assert_eq!(
+        (closed["state"].as_str(), closed["reason"].as_str()),
+        (Some("CLOSED"), Some("PROBES_PASSED"))
+    );
+    let seqs: Vec<i64> = seen
+        .iter()
+        .map(|r| json_of(r)["seq"].as_i64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    job.stop();
+}
+
+#[test]
+fn garbage_goes_to_the_dead_letter_topic_while_good_events_flow() {
+    let broker = Broker::start();
+    let job = RunningJob::start(&broker, "{}");
+    let topic = job.settings.topics.events.clone();
+    let t = now_ms();
+    let mut records: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..100 {
+        let (k, v) = event(&format!("g{i}"), "agent-a", t + i, "SUCCESS");
+        records.push((k, v.into_bytes()));
+    }
+    let garbage: Vec<(&str, Vec<u8>)> = vec![
+        ("agent-a", vec![0x7f, 0x00, 0xff, 0x13]),
+        ("agent-a", b"{\"event_id\": \"x\", \"timestamp\": 1".to_vec()),
+        ("agent-a", br#"{"event_id":"y","timestamp":1700000000000,"outcome":"SUCCESS"}"#.to_vec()),
+        ("agent-a", br#"{"event_id":"z","agent_id":"a","timestamp":1700000000000,"outcome":"MAYBE"}"#.to_vec()),
+        ("agent-a", br#"{"event_id":"w","agent_id":"a","timestamp":1700000000000,"outcome":"SUCCESS","latency_ms":-5}"#.to_vec()),
+    ];
+    for (i, (k, v)) in garbage.iter().enumerate() {
+        records.insert(10 + i * 20, (k.to_string(), v.clone()));
+    }
+    broker.produce(&topic, &records);
+    job.wait_until("every record handled", |s| {
+        JobStatus::get(&s.records) == 105
+    });
+    job.wait_until("100 events counted", |s| JobStatus::get(&s.events) == 100);
+
+    let mut dlq = Watch::new(&broker, &job.settings.topics.dead_letter);
+    let seen = dlq.until("5 dead letters", |rs| rs.len() == 5).to_vec();
+    for (r, (_, bytes)) in seen.iter().zip(&garbage) {
+        assert_eq!(
+            r.payload.as_deref(),
+            Some(&bytes[..]),
+            "the record goes unchanged"
+        );
+        assert!(r.header(SOURCE_OFFSET_HEADER).is_some());
+    }
+    let reasons: Vec<String> = seen
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.header(REASON_HEADER).unwrap()).into_owned())
+        .collect();
+    assert!(reasons[2].contains("agent_id"), "{reasons:?}");
+    assert!(reasons[3].contains("MAYBE"), "{reasons:?}");
+    assert!(reasons[4].contains("latency_ms"), "{reasons:?}");
+    let summary = job.stop();
+    assert_eq!((summary.events, summary.dead_letters), (100, 5));
+}
