@@ -27,10 +27,11 @@ pub struct Source<'a> {
 /// ```
 /// use breakwater::decode::decode_json;
 /// use breakwater::kafka::dead_letter::{dead_letter, Source, REASON_HEADER};
-/// let err = decode_json(b"{}").unwrap_err();
+/// let bad = br#"{"event_id":"e1","timestamp":1,"outcome":"SUCCESS"}"#;
+/// let err = decode_json(bad).unwrap_err();
 /// let src = Source { topic: "agent.task.events", partition: 2, offset: 41 };
-/// let r = dead_letter("agent.task.events.dlq", Some(b"a1"), b"{}", &err, src, "i1");
-/// assert_eq!(r.payload, b"{}");
+/// let r = dead_letter("agent.task.events.dlq", Some(&b"a1"[..]), bad, &err, src, "i1");
+/// assert_eq!(r.payload, bad);
 /// let reason = &r.headers.iter().find(|(k, _)| *k == REASON_HEADER).unwrap().1;
 /// assert!(String::from_utf8_lossy(reason).contains("agent_id"));
 /// ```
