@@ -717,7 +717,7 @@ fn seed_metrics_over_the_window() {
 #[test]
 fn the_readme_slo_example_loads() {
     let readme = include_str!("../README.md");
-    let start = readme.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+    let start = readme.find("```yaml\ndefaults:").expect("the SLO example") + "```yaml\n".len();
     let yaml = &readme[start..start + readme[start..].find("```").unwrap()];
     let config = SloConfig::from_yaml_str(yaml).expect("the README's example is valid");
     let finance = config.slo(config.resolve("finance-payments"));

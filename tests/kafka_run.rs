@@ -10,7 +10,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use breakwater::config::{KafkaSettings, SloConfig};
-use breakwater::kafka::codec::Codec;
 use breakwater::kafka::dead_letter::{REASON_HEADER, SOURCE_OFFSET_HEADER};
 use breakwater::kafka::{self, Control, JobStatus, JobSummary};
 use rdkafka::consumer::BaseConsumer;
@@ -53,8 +52,7 @@ properties:
         let settings = KafkaSettings::from_section(Some(&yaml), Vec::new()).unwrap();
         let control = Control::new();
         let (s, c) = (settings.clone(), control.clone());
-        let handle =
-            std::thread::spawn(move || kafka::run(&s, Arc::new(slo), Codec::default(), &c));
+        let handle = std::thread::spawn(move || kafka::run(&s, Arc::new(slo), &c));
         let job = RunningJob {
             control,
             handle: Some(handle),

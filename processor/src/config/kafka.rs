@@ -29,6 +29,7 @@ use serde::Deserialize;
 
 use super::file::ConfigError;
 use super::raw::{RawDuration, DURATION};
+use super::wire::WireSettings;
 
 /// Environment variables with this prefix set librdkafka properties.
 pub const ENV_PREFIX: &str = "BREAKWATER_KAFKA_";
@@ -109,6 +110,8 @@ pub struct KafkaSettings {
     /// Extra properties for the consumers only, then for the producer only.
     pub consumer_properties: BTreeMap<String, String>,
     pub producer_properties: BTreeMap<String, String>,
+    /// Input and output encodings, schema registry (`kafka.wire`).
+    pub wire: WireSettings,
 }
 
 #[derive(Deserialize, Default)]
@@ -125,6 +128,7 @@ struct RawKafka {
     properties: Option<BTreeMap<String, Scalar>>,
     consumer_properties: Option<BTreeMap<String, Scalar>>,
     producer_properties: Option<BTreeMap<String, Scalar>>,
+    wire: Option<serde_yaml::Value>,
 }
 
 /// A property value as YAML writes it: `2000`, `true` or `"SASL_SSL"`.
@@ -203,6 +207,7 @@ impl KafkaSettings {
             properties: properties(raw.properties),
             consumer_properties: properties(raw.consumer_properties),
             producer_properties: properties(raw.producer_properties),
+            wire: WireSettings::from_section(raw.wire.as_ref(), "kafka.wire")?,
         };
         for (name, value) in env {
             if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
@@ -339,5 +344,22 @@ mod tests {
         assert_eq!(k.brokers, "b:1");
         assert!(!k.properties.contains_key("home"));
         assert_eq!(k.client_properties(true)["bootstrap.servers"], "b:1");
+    }
+
+    /// The `kafka:` example in the README loads as written.
+    #[test]
+    fn the_readme_example_loads() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```yaml\nkafka:")
+            .expect("the README's kafka example")
+            + 8;
+        let yaml = &readme[start..start + readme[start..].find("```").unwrap()];
+        let file: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+        let k = KafkaSettings::from_section(file.get("kafka"), Vec::new()).unwrap();
+        assert_eq!(k.brokers, "kafka-1:9092,kafka-2:9092");
+        assert_eq!(k.create.replication_factor, 3);
+        assert_eq!(k.properties["sasl.mechanism"], "SCRAM-SHA-512");
+        assert_eq!(k.topics, Topics::default());
     }
 }

@@ -36,7 +36,12 @@ mod slo;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod wire;
 
 pub use file::{ConfigError, SloConfig, SloId};
 pub use kafka::{is_secret, KafkaSettings, TopicCreation, Topics, ENV_PREFIX};
 pub use slo::*;
+pub use wire::{
+    InputFormat, InputSettings, OutputFormat, OutputSchemaIds, OutputSettings, RegistrySettings,
+    SchemaFile, WireConfig, WireSettings,
+};

@@ -5,14 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::sync::OnceLock;
 
-use apache_avro::reader::datum::GenericDatumReader;
-use apache_avro::schema::SchemaKind;
+use apache_avro::schema::{Names, NamesRef, ResolvedSchema, SchemaKind};
 use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
-use apache_avro::{AvroResult, Reader, Schema, Writer};
+use apache_avro::{AvroResult, GenericSingleObjectReader, Reader, Schema, Writer};
 
-use super::{DecodeError, RawEvent};
+use super::fingerprint::{canonical_form, schema_fingerprint};
+use super::{datum, DecodeError, RawEvent};
 use crate::event::{Eval, InvalidEvent, Outcome, TaskEvent};
 
 /// The Avro schemas the processor reads with (reader schemas).
@@ -36,57 +36,167 @@ impl AvroSchemas {
             })
             .task_event
     }
+
+    /// The Rabin fingerprint of the task event schema's Parsing Canonical
+    /// Form: the single-object header of records written with it.
+    pub fn task_event_fingerprint() -> u64 {
+        static FINGERPRINT: OnceLock<u64> = OnceLock::new();
+        *FINGERPRINT.get_or_init(|| schema_fingerprint(Self::task_event()))
+    }
 }
 
 /// Decodes raw Avro datums written with one writer schema.
 ///
-/// Building it resolves the schemas and checks compatibility once; keep one
-/// per writer schema (per schema registry id) rather than calling
-/// [`decode_avro_datum`] per record.
-pub struct AvroDatumDecoder<'s> {
-    reader: GenericDatumReader<'s>,
+/// Building it checks compatibility with the bundled reader schema and
+/// prepares resolution once; keep one per writer schema (per schema id or
+/// fingerprint, as [`WriterSchemas`](super::WriterSchemas) does) rather than
+/// calling [`decode_avro_datum`] per record.
+///
+/// A writer schema with the bundled schema's Parsing Canonical Form (the
+/// same fields, types and order; docs, defaults and logical types aside) is
+/// read by a hand-written reader straight into the event. Any other is read
+/// with apache-avro and resolved against the bundled schema: fields the
+/// writer lacks take the reader's defaults, fields it added are skipped.
+pub struct AvroDatumDecoder {
+    fingerprint: u64,
+    resolving: Option<Resolving>,
 }
 
-impl<'s> AvroDatumDecoder<'s> {
-    /// Fails if data written with `writer_schema` cannot be read as a task event.
-    pub fn new(writer_schema: &'s Schema) -> Result<Self, DecodeError> {
+impl std::fmt::Debug for AvroDatumDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AvroDatumDecoder")
+            .field("fingerprint", &super::fingerprint_hex(self.fingerprint))
+            .field("resolving", &self.resolving.is_some())
+            .finish()
+    }
+}
+
+/// The apache-avro path, owning its writer schema.
+struct Resolving {
+    writer: Schema,
+    /// The named types in `writer`, for walking datums.
+    names: Names,
+    // A single-object reader with an empty header is a raw datum reader that
+    // owns its (resolved) schema; it does no resolution itself.
+    reader: GenericSingleObjectReader,
+}
+
+impl AvroDatumDecoder {
+    /// Fails if data written with `writer_schema` cannot be read as a task
+    /// event; the error calls the schema `given`.
+    pub fn new(writer_schema: &Schema) -> Result<Self, DecodeError> {
+        Self::named(writer_schema, "given")
+    }
+
+    /// As [`AvroDatumDecoder::new`]; `writer` names the schema in errors
+    /// (`id 42`, a configuration key and file).
+    pub fn named(writer_schema: &Schema, writer: &str) -> Result<Self, DecodeError> {
         let ours = AvroSchemas::task_event();
-        // Resolution rebuilds every value; skip it when nothing would change.
-        let reader_schema = (writer_schema != ours).then_some(ours);
-        if let Some(ours) = reader_schema {
-            check_compatible(writer_schema, ours)?;
+        let canonical = if std::ptr::eq(writer_schema, ours) {
+            None
+        } else {
+            Some(canonical_form(writer_schema))
+        };
+        if canonical
+            .as_ref()
+            .is_none_or(|c| c == datum::TASK_EVENT_CANONICAL_FORM)
+        {
+            return Ok(AvroDatumDecoder {
+                fingerprint: AvroSchemas::task_event_fingerprint(),
+                resolving: None,
+            });
         }
-        let reader = GenericDatumReader::builder(writer_schema)
-            .maybe_reader_schema(reader_schema)
+        check_compatible(writer_schema, ours).map_err(|reason| {
+            DecodeError::IncompatibleSchema {
+                writer: writer.to_string(),
+                reason,
+            }
+        })?;
+        Self::resolving(
+            writer_schema.clone(),
+            schema_fingerprint(writer_schema),
+            writer,
+        )
+    }
+
+    /// The apache-avro path, without a compatibility check (tests use it
+    /// on the bundled schema to hold the hand-written reader to it).
+    pub(crate) fn resolving(
+        writer_schema: Schema,
+        fingerprint: u64,
+        writer: &str,
+    ) -> Result<Self, DecodeError> {
+        let unusable = |e: apache_avro::Error| DecodeError::IncompatibleSchema {
+            writer: writer.to_string(),
+            reason: shorten(e.to_string()),
+        };
+        let names = ResolvedSchema::try_from(&writer_schema)
+            .map_err(unusable)?
+            .get_names()
+            .iter()
+            .map(|(name, schema)| (name.clone(), (*schema).clone()))
+            .collect();
+        let reader = GenericSingleObjectReader::builder()
+            .schema(writer_schema.clone())
+            .header(Vec::new())
             .build()
-            .map_err(avro_error)?;
-        Ok(AvroDatumDecoder { reader })
+            .map_err(unusable)?;
+        Ok(AvroDatumDecoder {
+            fingerprint,
+            resolving: Some(Resolving {
+                writer: writer_schema,
+                names,
+                reader,
+            }),
+        })
+    }
+
+    /// The CRC-64-AVRO (Rabin) fingerprint of the writer schema's Parsing
+    /// Canonical Form, as single-object encoding carries it.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// Decodes one datum; the whole of `bytes` must be the one record.
     pub fn decode(&self, bytes: &[u8]) -> Result<TaskEvent, DecodeError> {
+        let Some(r) = &self.resolving else {
+            return datum::read_task_event(bytes);
+        };
+        // Walk the datum first (no allocation): apache-avro 0.22 reads a
+        // string cut short as null instead of failing, and its messages do
+        // not say where a datum breaks.
+        if let Some(error) = datum::diagnose(&r.writer, &r.names, bytes) {
+            return Err(error);
+        }
         let mut rest = bytes;
-        let value = self.reader.read_value(&mut rest).map_err(avro_error)?;
+        let value = r
+            .reader
+            .read_value(&mut rest)
+            .and_then(|v| v.resolve_with_names(AvroSchemas::task_event(), reader_names()))
+            .map_err(avro_error)?;
         if !rest.is_empty() {
-            // Almost always a wrong writer schema (e.g. a wrong registry id).
-            return Err(DecodeError::Avro(format!(
-                "{} bytes left over after the record: wrong writer schema?",
-                rest.len()
-            )));
+            return Err(datum::left_over(rest.len()));
         }
         event_from_avro_value(value)
     }
+}
+
+/// Names in the bundled schema, for resolving values against it.
+fn reader_names() -> &'static NamesRef<'static> {
+    static NAMES: OnceLock<ResolvedSchema<'static>> = OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            ResolvedSchema::try_from(AvroSchemas::task_event())
+                .expect("the bundled schema resolves")
+        })
+        .get_names()
 }
 
 /// Decodes one raw Avro datum (no framing) written with `writer_schema`,
 /// resolved against [`AvroSchemas::task_event`].
 pub fn decode_avro_datum(bytes: &[u8], writer_schema: &Schema) -> Result<TaskEvent, DecodeError> {
     if std::ptr::eq(writer_schema, AvroSchemas::task_event()) {
-        static OURS: OnceLock<AvroDatumDecoder<'static>> = OnceLock::new();
-        let ours = OURS.get_or_init(|| {
-            AvroDatumDecoder::new(AvroSchemas::task_event()).expect("a schema reads itself")
-        });
-        return ours.decode(bytes);
+        return datum::read_task_event(bytes);
     }
     AvroDatumDecoder::new(writer_schema)?.decode(bytes)
 }
@@ -122,7 +232,12 @@ pub fn read_avro_container<R: Read>(
         .map_err(avro_error)?;
     // Up front, so an incompatible file fails once rather than on its first record.
     if reader.writer_schema() != ours {
-        check_compatible(reader.writer_schema(), ours)?;
+        check_compatible(reader.writer_schema(), ours).map_err(|reason| {
+            DecodeError::IncompatibleSchema {
+                writer: "of the container file".to_string(),
+                reason,
+            }
+        })?;
     }
     Ok(reader.map(|value| value.map_err(avro_error).and_then(event_from_avro_value)))
 }
@@ -184,7 +299,7 @@ fn unwrap_union(value: Value) -> Value {
 fn type_error(field: &str, expected: &str, found: &Value) -> DecodeError {
     let found = SchemaKind::from(found);
     DecodeError::Avro(format!(
-        "field `{field}`: expected {expected}, found {found:?}"
+        "invalid Avro: field `{field}`: expected {expected}, found {found:?}"
     ))
 }
 
@@ -334,12 +449,11 @@ fn to_avro_value(e: &TaskEvent) -> Value {
     ])
 }
 
-fn check_compatible(writer: &Schema, reader: &Schema) -> Result<(), DecodeError> {
+/// Whether data written with `writer` can be read with `reader`; if not, why.
+fn check_compatible(writer: &Schema, reader: &Schema) -> Result<(), String> {
     SchemaCompatibility::can_read(writer, reader)
         .map(drop)
-        .map_err(|e| {
-            DecodeError::Avro(format!("writer schema cannot be read as a task event: {e}"))
-        })
+        .map_err(|e| shorten(e.to_string()))
 }
 
 // Resolution errors print whole schemas and values; a dead-letter header
@@ -347,7 +461,10 @@ fn check_compatible(writer: &Schema, reader: &Schema) -> Result<(), DecodeError>
 const MAX_MESSAGE: usize = 300;
 
 fn avro_error(e: apache_avro::Error) -> DecodeError {
-    let mut message = e.to_string();
+    DecodeError::Avro(format!("invalid Avro: {}", shorten(e.to_string())))
+}
+
+fn shorten(mut message: String) -> String {
     if message.len() > MAX_MESSAGE {
         let mut end = MAX_MESSAGE;
         while !message.is_char_boundary(end) {
@@ -356,7 +473,7 @@ fn avro_error(e: apache_avro::Error) -> DecodeError {
         message.truncate(end);
         message.push_str("...");
     }
-    DecodeError::Avro(message)
+    message
 }
 
 #[cfg(test)]
@@ -526,11 +643,12 @@ mod tests {
     fn incompatible_writer_schema_is_refused_up_front() {
         let no_event_id = schema_variant(|fields| fields.retain(|f| f["name"] != "event_id"));
         let err = AvroDatumDecoder::new(&no_event_id).err().unwrap();
-        assert!(
-            err.to_string()
-                .starts_with("invalid Avro: writer schema cannot"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "writer schema given cannot be read as a task event: Incompatible schemata! \
+             Field 'event_id' in reader schema must have a default value"
         );
+        assert_eq!(err.kind(), "incompatible_schema");
     }
 
     #[test]
@@ -577,6 +695,92 @@ mod tests {
         assert!(
             err.to_string().contains("expected TaskEvent record"),
             "{err}"
+        );
+    }
+
+    /// The hand-written reader of the bundled schema and apache-avro's
+    /// reader agree, on whole datums and on every truncation of them (the
+    /// datum walk before apache-avro's reader reports truncations).
+    #[test]
+    fn the_hand_written_reader_agrees_with_apache_avro() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+
+        use crate::event::{MAX_LATENCY_MS, MAX_TIMESTAMP};
+
+        let ours = AvroSchemas::task_event();
+        let generic = AvroDatumDecoder::resolving(ours.clone(), 0, "bundled").unwrap();
+        let text = "[a-zé😀 ]{0,12}";
+        let strategy = (
+            (
+                text,
+                text,
+                0..=MAX_TIMESTAMP,
+                0..4u32,
+                0..=MAX_LATENCY_MS,
+                0..40u32,
+            ),
+            (
+                proptest::option::of(any::<bool>()),
+                proptest::collection::vec((text, any::<bool>()), 0..4),
+                proptest::option::of(text),
+                proptest::option::of(0..=i64::MAX as u64),
+                proptest::option::of(0.0..1e6f64),
+                proptest::collection::btree_map(text, text, 0..4),
+            ),
+        );
+        let whole = std::cell::Cell::new(0);
+        let mut runner = TestRunner::new(Config {
+            cases: 300,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(
+                &strategy,
+                |((id, agent, ts, outcome, latency, calls), rest)| {
+                    let (hallucination, evals, model, tokens, cost, attributes) = rest;
+                    let outcome = [
+                        Outcome::Success,
+                        Outcome::Failure,
+                        Outcome::Timeout,
+                        Outcome::Unavailable,
+                    ][outcome as usize];
+                    let mut e = TaskEvent::new(id, agent, ts, outcome);
+                    e.latency_ms = latency;
+                    e.tool_calls = calls;
+                    e.policy_violations = calls / 2;
+                    e.hallucination = hallucination;
+                    e.evals = evals
+                        .into_iter()
+                        .map(|(category, passed)| Eval { category, passed })
+                        .collect();
+                    e.model = model;
+                    e.tokens_in = tokens;
+                    e.cost_usd = cost;
+                    e.attributes = attributes;
+                    let bytes = encode_avro_datum(&e);
+                    for end in (0..=bytes.len()).rev() {
+                        let fast = datum::read_task_event(&bytes[..end]);
+                        let slow = generic.decode(&bytes[..end]);
+                        match (&fast, &slow) {
+                            (Ok(a), Ok(b)) => {
+                                prop_assert_eq!(a, b);
+                                prop_assert!(end == bytes.len() && a == &e);
+                                whole.set(whole.get() + 1);
+                            }
+                            (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                            _ => prop_assert!(false, "{end}: {fast:?} vs {slow:?}"),
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
+        assert!(
+            whole.get() > 200,
+            "only {} valid events decoded",
+            whole.get()
         );
     }
 }

@@ -1,15 +1,28 @@
 //! Wire formats into [`TaskEvent`]s, or a reason why not (SPEC §2).
 //!
-//! Two formats, one set of rules: [`decode_json`] reads one JSON object,
-//! [`event_from_avro_value`] reads an Avro record resolved against
+//! Two encodings, one set of rules: [`decode_json`] reads one JSON object,
+//! [`event_from_avro_value`] (and the hand-written reader of the bundled
+//! schema's datums) reads an Avro record resolved against
 //! `schemas/task_event.avsc`. Both fill the same raw record, so defaults,
 //! range checks and [`TaskEvent::validate`] are applied identically.
+//!
+//! On a Kafka topic the value of a record is one of three framings, told
+//! apart by [`Framing::detect`] ([`framing`]): Confluent Schema Registry
+//! framing, Avro single-object encoding, or JSON. [`RecordDecoder`] is the
+//! entry point for the job: built once from the `input` settings, it finds
+//! the writer schema of each record ([`WriterSchemas`]: by schema id from a
+//! registry or from files, by fingerprint) and decodes it.
 //!
 //! Every failure is a [`DecodeError`] whose message is fit for a dead-letter
 //! header: it says what is wrong, not just that something is.
 
 mod avro;
+mod datum;
+mod fingerprint;
+pub mod framing;
 mod json;
+mod record;
+mod writer_schemas;
 
 use std::collections::BTreeMap;
 
@@ -21,22 +34,99 @@ pub use avro::{
     decode_avro_datum, encode_avro_datum, event_from_avro_value, read_avro_container,
     write_avro_container, AvroDatumDecoder, AvroSchemas,
 };
+pub use fingerprint::{canonical_form, schema_fingerprint};
+pub use framing::Framing;
 pub use json::{decode_json, timestamp_ms};
+pub use record::RecordDecoder;
+pub use writer_schemas::WriterSchemas;
 
 /// Why bytes did not become a [`TaskEvent`].
-#[derive(Debug, thiserror::Error)]
+///
+/// The `Display` text is the dead-letter reason; [`DecodeError::kind`] is a
+/// short stable name for metrics labels, and [`DecodeError::is_transient`]
+/// tells a record that is bad from one that could not be decided now.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
     /// Not JSON, truncated JSON, or JSON of the wrong shape; the message
     /// carries the line and column.
     #[error("{0}")]
     Json(String),
-    /// Not Avro for the given schema: truncated, corrupt, or a writer schema
-    /// that cannot be read as a task event.
-    #[error("invalid Avro: {0}")]
+    /// Not Avro for its writer schema: truncated (`truncated Avro datum
+    /// after field `latency_ms``), corrupt, or with bytes left over. The
+    /// message is complete (it says "Avro").
+    #[error("{0}")]
     Avro(String),
     /// Well-formed, but not a valid task event.
     #[error(transparent)]
     Invalid(#[from] InvalidEvent),
+    /// The first bytes are none of the accepted framings, or a framing's
+    /// header is cut short, e.g. `record starts with byte 0x7f: not
+    /// Confluent Avro (0x00), single-object Avro (0xC3 0x01) or JSON`.
+    #[error("{0}")]
+    Framing(String),
+    /// A Confluent-framed record names a schema id we cannot get a schema
+    /// for: the registry does not have it, or (without a registry) the
+    /// configuration does not list it.
+    #[error("schema id {id} is not registered: {reason}")]
+    UnknownSchemaId { id: u32, reason: String },
+    /// A single-object record's writer schema fingerprint matches no schema
+    /// we know. The message shows the fingerprint as written (the 8 bytes
+    /// after `0xC3 0x01`, in hex), as fastavro and Java print it.
+    #[error(
+        "single-object Avro with writer schema fingerprint {} (as written): no known schema \
+         has it ({known} known: the bundled task_event.avsc, input.schema_ids, \
+         input.schema_files and schemas learned from the registry)",
+        fingerprint_hex(*.fingerprint)
+    )]
+    UnknownFingerprint { fingerprint: u64, known: usize },
+    /// The schema registry could not be asked, or gave an unusable answer
+    /// (timeout, connection refused, HTTP 5xx, 401/403). Says nothing about
+    /// the record: see [`DecodeError::is_transient`].
+    #[error("schema registry: {0}")]
+    Registry(String),
+    /// The writer schema is known but data written with it cannot be read
+    /// as a task event (e.g. `latency_ms` written as a string), or it is not
+    /// an Avro schema at all. `writer` says which schema (`id 42`,
+    /// `fingerprint 0x…`, a file).
+    #[error("writer schema {writer} cannot be read as a task event: {reason}")]
+    IncompatibleSchema { writer: String, reason: String },
+}
+
+/// A fingerprint as single-object encoding writes it: 8 bytes little-endian,
+/// in hex.
+pub fn fingerprint_hex(fingerprint: u64) -> String {
+    fingerprint
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl DecodeError {
+    /// A short, stable name for the kind of failure, for metrics labels and
+    /// a dead-letter `kind` header: `json`, `avro`, `invalid`, `framing`,
+    /// `unknown_schema`, `registry`, `incompatible_schema`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecodeError::Json(_) => "json",
+            DecodeError::Avro(_) => "avro",
+            DecodeError::Invalid(_) => "invalid",
+            DecodeError::Framing(_) => "framing",
+            DecodeError::UnknownSchemaId { .. } | DecodeError::UnknownFingerprint { .. } => {
+                "unknown_schema"
+            }
+            DecodeError::Registry(_) => "registry",
+            DecodeError::IncompatibleSchema { .. } => "incompatible_schema",
+        }
+    }
+
+    /// Whether the failure says nothing about the record itself: the schema
+    /// registry could not be reached or refused us. Such a record should be
+    /// retried later (pause, back off), not dead-lettered; the decoder does
+    /// not ask the registry again before its back-off has passed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DecodeError::Registry(_))
+    }
 }
 
 /// A record as it came off the wire, before defaults and range checks.

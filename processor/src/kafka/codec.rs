@@ -1,8 +1,11 @@
 //! Bytes on the topics ↔ the engine's types, for the job: the input
-//! decoder and the output encoder, with the headers that name what a record
-//! holds.
+//! decoder and the output encoder (formats and schema registry from
+//! `kafka.wire`), and the headers that name what a record holds.
 
-use crate::decode::{decode_json, DecodeError};
+use super::JobError;
+use crate::config::KafkaSettings;
+use crate::decode::{DecodeError, RecordDecoder};
+use crate::encode::{Encoded, Encoder};
 use crate::event::TaskEvent;
 use crate::output::Output;
 
@@ -14,32 +17,32 @@ pub const INSTANCE_HEADER: &str = "breakwater.instance";
 pub const CONTENT_TYPE_HEADER: &str = "content-type";
 
 /// Decodes input records and encodes output records.
-#[derive(Debug, Default)]
-pub struct Codec {}
-
-impl Codec {
-    /// One input record's value as a task event, or why not.
-    pub fn decode(&mut self, payload: &[u8]) -> Result<TaskEvent, DecodeError> {
-        decode_json(payload)
-    }
-
-    /// One output record's value and its content type.
-    pub fn encode(&self, output: &Output) -> (Vec<u8>, &'static str) {
-        let bytes = match output {
-            Output::BreakerTransition(t) => serde_json::to_vec(t),
-            Output::Alert(a) => serde_json::to_vec(a),
-            Output::BudgetSnapshot(s) => serde_json::to_vec(s),
-        }
-        .expect("output records serialize to JSON");
-        (bytes, "application/json")
-    }
+pub struct Codec {
+    decoder: RecordDecoder,
+    encoder: Encoder,
 }
 
-/// The Avro full name of an output record's schema.
-pub fn schema_name(output: &Output) -> &'static str {
-    match output {
-        Output::BreakerTransition(_) => "io.breakwater.BreakerTransition",
-        Output::Alert(_) => "io.breakwater.AlertEvent",
-        Output::BudgetSnapshot(_) => "io.breakwater.BudgetSnapshot",
+impl Codec {
+    /// Built once at start-up: reads schema files and, for Confluent
+    /// output without configured ids, registers the output schemas.
+    pub fn from_settings(settings: &KafkaSettings) -> Result<Self, JobError> {
+        let decoder = RecordDecoder::from_settings(&settings.wire)
+            .map_err(|e| JobError::Codec(format!("input: {e}")))?;
+        let encoder = Encoder::from_settings(&settings.wire, &settings.topics)
+            .map_err(|e| JobError::Codec(e.to_string()))?;
+        Ok(Codec { decoder, encoder })
+    }
+
+    /// One input record's value as a task event, or why not. A transient
+    /// error (the registry is unreachable) says nothing about the record.
+    pub fn decode(&mut self, payload: &[u8]) -> Result<TaskEvent, DecodeError> {
+        self.decoder.decode(payload)
+    }
+
+    /// One output record's value, schema name and content type.
+    pub fn encode(&self, output: &Output) -> Result<Encoded, JobError> {
+        self.encoder
+            .encode(output)
+            .map_err(|e| JobError::Codec(e.to_string()))
     }
 }

@@ -8,7 +8,7 @@ use crate::decode::DecodeError;
 
 /// Header with the human-readable reason.
 pub const REASON_HEADER: &str = "breakwater.dlq.reason";
-/// Header with the kind of failure: `json`, `avro`, `invalid`, `framing`, …
+/// Header with the kind of failure (see [`kind`]).
 pub const KIND_HEADER: &str = "breakwater.dlq.kind";
 pub const SOURCE_TOPIC_HEADER: &str = "breakwater.dlq.source.topic";
 pub const SOURCE_PARTITION_HEADER: &str = "breakwater.dlq.source.partition";
@@ -61,11 +61,7 @@ pub fn dead_letter(
     }
 }
 
-/// A short, stable name for the failure, for metrics labels.
+/// A short, stable name for the failure, for the header and metrics labels.
 pub fn kind(error: &DecodeError) -> &'static str {
-    match error {
-        DecodeError::Json(_) => "json",
-        DecodeError::Avro(_) => "avro",
-        DecodeError::Invalid(_) => "invalid",
-    }
+    error.kind()
 }

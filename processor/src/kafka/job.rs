@@ -19,7 +19,7 @@ use rdkafka::producer::BaseProducer;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::client::{client_config, redacted, ClientHealth, Observed, Role};
-use super::codec::{schema_name, Codec, CONTENT_TYPE_HEADER, INSTANCE_HEADER, SCHEMA_HEADER};
+use super::codec::{Codec, CONTENT_TYPE_HEADER, INSTANCE_HEADER, SCHEMA_HEADER};
 use super::collector::{Delivery, OutRecord, RecordCollector};
 use super::dead_letter::{dead_letter, kind, Source};
 use super::tables::{TableUpdate, Tables};
@@ -27,6 +27,7 @@ use super::tasks::{Assignment, GroupContext, StreamTask};
 use super::topics::ensure_topics;
 use super::JobError;
 use crate::config::{KafkaSettings, SloConfig, Topics};
+use crate::decode::DecodeError;
 use crate::engine::{Clock, Engine};
 use crate::event::{TaskEvent, TimestampMs};
 use crate::output::{Output, SnapshotTrigger};
@@ -129,10 +130,10 @@ pub fn instance_id() -> String {
 pub fn run(
     settings: &KafkaSettings,
     slo: Arc<SloConfig>,
-    mut codec: Codec,
     control: &Control,
 ) -> Result<JobSummary, JobError> {
     let instance = instance_id();
+    let mut codec = Codec::from_settings(settings)?;
     let health = Arc::new(ClientHealth::default());
     let observed = |name| Observed {
         health: health.clone(),
@@ -191,6 +192,7 @@ pub fn run(
         instance: &instance,
         codec: &mut codec,
         collector: &mut collector,
+        control,
         status: &control.status,
         out: Vec::new(),
     };
@@ -293,6 +295,7 @@ struct Turn<'a> {
     instance: &'a str,
     codec: &'a mut Codec,
     collector: &'a mut RecordCollector,
+    control: &'a Control,
     status: &'a JobStatus,
     out: Vec<Output>,
 }
@@ -322,7 +325,7 @@ impl Turn<'_> {
                 continue; // revoked (and maybe re-assigned) since it was taken
             }
             offsets.insert(r.partition, r.offset + 1);
-            match self.codec.decode(&r.payload) {
+            match self.decode(&r.payload)? {
                 Ok(e) => events.entry(r.partition).or_default().push(e),
                 Err(err) => {
                     let source = Source {
@@ -357,6 +360,27 @@ impl Turn<'_> {
         Ok(offsets)
     }
 
+    /// Decodes a record; while the schema registry is unreachable (which
+    /// says nothing about the record) waits and tries again rather than
+    /// dead-lettering a good record.
+    fn decode(&mut self, payload: &[u8]) -> Result<Result<TaskEvent, DecodeError>, JobError> {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.codec.decode(payload) {
+                Err(e) if e.is_transient() => {
+                    metrics::counter!("breakwater_registry_unavailable_total").increment(1);
+                    tracing::warn!(error = %e, "cannot decode yet: retrying in {backoff:?}");
+                    if self.control.is_stopped() {
+                        return Err(JobError::RegistryUnavailable(e.to_string()));
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                decoded => return Ok(decoded),
+            }
+        }
+    }
+
     /// Snapshots of the agents that changed since the last ones.
     fn snapshots(
         &mut self,
@@ -382,15 +406,18 @@ impl Turn<'_> {
                 Output::Alert(_) => &self.topics.alerts,
                 Output::BudgetSnapshot(_) => &self.topics.snapshots,
             };
-            let (payload, content_type) = self.codec.encode(&o);
+            let encoded = self.codec.encode(&o)?;
             let record = OutRecord {
                 topic: topic.clone(),
                 key: Some(o.agent_id().to_string()),
-                payload,
+                payload: encoded.payload,
                 headers: vec![
-                    (SCHEMA_HEADER, schema_name(&o).as_bytes().to_vec()),
+                    (SCHEMA_HEADER, encoded.schema_name.as_bytes().to_vec()),
                     (INSTANCE_HEADER, self.instance.as_bytes().to_vec()),
-                    (CONTENT_TYPE_HEADER, content_type.as_bytes().to_vec()),
+                    (
+                        CONTENT_TYPE_HEADER,
+                        encoded.content_type.as_bytes().to_vec(),
+                    ),
                 ],
             };
             self.collector.send(record)?;

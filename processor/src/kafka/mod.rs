@@ -38,9 +38,14 @@ pub enum JobError {
     /// offsets were not committed, so the next run re-reads that input.
     #[error("aborted before every output was acknowledged; uncommitted input will be re-read")]
     Aborted,
-    /// The output codec could not be set up (schema registry, schemas).
-    #[error("output encoding: {0}")]
+    /// The codec could not be set up (schema files, registering output
+    /// schemas) or an output could not be encoded.
+    #[error("wire format: {0}")]
     Codec(String),
+    /// Stopped while the schema registry was unreachable: the batch was
+    /// not committed and will be re-read.
+    #[error("stopped while the schema registry was unavailable ({0}); uncommitted input will be re-read")]
+    RegistryUnavailable(String),
 }
 
 impl JobError {

@@ -14,7 +14,6 @@ use breakwater::config::{KafkaSettings, SloConfig};
 use breakwater::engine::accuracy::AccuracyDeclaration;
 use breakwater::engine::breaker::Command;
 use breakwater::kafka::client::{client_config, Role};
-use breakwater::kafka::codec::Codec;
 use breakwater::kafka::job::instance_id;
 use breakwater::kafka::{self, Control, OperatorCommand};
 
@@ -66,8 +65,7 @@ pub fn run_cmd(args: RunArgs) -> Result<()> {
     let control = Control::new();
     watch_signals(control.clone(), args.shutdown_timeout)?;
     tracing::info!(brokers = %settings.brokers, group = %settings.group_id, "starting");
-    let summary = kafka::run(&settings, Arc::new(config), Codec::default(), &control)
-        .context("the streaming job")?;
+    let summary = kafka::run(&settings, Arc::new(config), &control).context("the streaming job")?;
     tracing::info!(?summary, "stopped");
     Ok(())
 }
