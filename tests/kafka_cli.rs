@@ -1,0 +1,430 @@
+//! The `breakwater` binary against a real broker (Tansu): `run` stopped by
+//! SIGTERM mid-stream and restarted, `breaker` and `declare` as operators
+//! use them, and events produced by another client stack (Python
+//! confluent-kafka + fastavro).
+
+mod support;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use support::kafka::{self as harness, Broker, Record};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const BIN: &str = env!("CARGO_BIN_EXE_breakwater");
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn event(id: &str, agent: &str, t: i64, outcome: &str) -> (String, String) {
+    let e = json!({"event_id": id, "agent_id": agent, "timestamp": t, "outcome": outcome, "latency_ms": 900});
+    (agent.to_string(), e.to_string())
+}
+
+/// A config file for `broker`, with `extra` YAML appended under `kafka:`.
+struct Setup {
+    dir: tempfile::TempDir,
+    group: String,
+}
+
+impl Setup {
+    fn new(broker: &Broker, slo: &str, extra_kafka: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let group = harness::unique_group("cli");
+        let yaml = format!(
+            "{slo}\nkafka:\n  brokers: \"{}\"\n  group_id: {group}\n  partitions: 3\n  \
+             snapshot_interval: 1s\n  properties: {{session.timeout.ms: 2000, heartbeat.interval.ms: 500}}\n{extra_kafka}",
+            broker.bootstrap()
+        );
+        std::fs::write(dir.path().join("config.yaml"), yaml).unwrap();
+        Setup { dir, group }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config.yaml")
+    }
+
+    /// Starts `breakwater run`, its stderr in a file of the temp dir.
+    fn start(&self, name: &str) -> Job {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(self.config())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start breakwater run");
+        let mut job = Job { child, log };
+        // Topics exist (the job creates them) and the group has settled.
+        let deadline = Instant::now() + TIMEOUT;
+        while !job.log().contains("partition assigned") {
+            let exited = job.child.try_wait().unwrap();
+            assert!(
+                exited.is_none(),
+                "the job exited ({exited:?}):\n{}",
+                job.log()
+            );
+            assert!(Instant::now() < deadline, "no assignment:\n{}", job.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        job
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(self.config())
+            .output()
+            .expect("run the breakwater CLI")
+    }
+}
+
+struct Job {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Job {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM; waits for the exit and returns the `records:` count of the
+    /// job's closing summary.
+    fn terminate(mut self) -> u64 {
+        let pid = self.child.id().to_string();
+        Command::new("sh")
+            .args(["-c", "kill -TERM \"$1\"", "sh", &pid])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit after SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let log = self.log();
+        assert!(status.success(), "exit {status} after SIGTERM:\n{log}");
+        let at = log
+            .find("records: ")
+            .unwrap_or_else(|| panic!("no summary:\n{log}"));
+        let digits: String = log[at + 9..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sum over the partitions of `topic` of the group's committed offsets.
+fn committed(broker: &Broker, group: &str, topic: &str, partitions: i32) -> i64 {
+    let consumer: BaseConsumer = harness::consumer_config(&broker.bootstrap(), group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let c = consumer
+        .committed_offsets(tpl, Duration::from_secs(5))
+        .unwrap();
+    c.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Reads `topic` from the beginning until `cond` holds for some record.
+fn until(broker: &Broker, topic: &str, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let consumer = harness::subscribed(&broker.bootstrap(), &harness::unique_group("until"), topic);
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "timed out waiting for {what} on {topic}");
+        let got: Vec<Record> = harness::poll_records(&consumer, 1, left);
+        let v: Value = serde_json::from_slice(got[0].payload.as_deref().unwrap_or_default())
+            .unwrap_or(Value::Null);
+        if cond(&v) {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn sigterm_mid_stream_then_restart_resumes_from_the_committed_offsets() {
+    let broker = Broker::start();
+    let setup = Setup::new(&broker, "defaults: {breaker: {min_calls: 1000000}}", "");
+    let topic = "agent.task.events";
+    let t = now_ms() - 600_000;
+    let all: Vec<_> = (0..3000)
+        .map(|i| {
+            event(
+                &format!("e{i}"),
+                &format!("agent-{}", i % 10),
+                t + i,
+                "SUCCESS",
+            )
+        })
+        .collect();
+
+    let first = setup.start("first");
+    // Half the stream while the job runs, then SIGTERM, then the rest.
+    broker.produce(topic, &all[..1500]);
+    until(
+        &broker,
+        "agent.budget.snapshots",
+        "a first snapshot",
+        |_| true,
+    );
+    let n1 = first.terminate();
+    assert!(n1 > 0 && n1 <= 1500, "the first run read {n1}");
+    assert_eq!(
+        committed(&broker, &setup.group, topic, 3),
+        n1 as i64,
+        "it committed what it read"
+    );
+    broker.produce(topic, &all[1500..]);
+
+    let second = setup.start("second");
+    let deadline = Instant::now() + TIMEOUT;
+    while committed(&broker, &setup.group, topic, 3) < 3000 {
+        assert!(
+            Instant::now() < deadline,
+            "the restart did not catch up:\n{}",
+            second.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let n2 = second.terminate();
+    assert_eq!(
+        n1 + n2,
+        3000,
+        "each record read once across the restart ({n1} + {n2})"
+    );
+}
+
+#[test]
+fn operators_force_a_breaker_open_and_declare_accuracy_from_the_command_line() {
+    let broker = Broker::start();
+    let setup = Setup::new(&broker, "", "");
+    let job = setup.start("job");
+    let t = now_ms();
+    let events: Vec<_> = (0..30)
+        .map(|i| event(&format!("e{i}"), "research-agent", t + i, "SUCCESS"))
+        .collect();
+    broker.produce("agent.task.events", &events);
+    until(
+        &broker,
+        "agent.budget.snapshots",
+        "the agent's snapshot",
+        |v| v["agent_id"] == "research-agent",
+    );
+
+    let out = setup.cli(&[
+        "breaker",
+        "--agent",
+        "research-agent",
+        "force-open",
+        "--operator",
+        "alice",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = until(
+        &broker,
+        "agent.breaker.state",
+        "the forced transition",
+        |_| true,
+    );
+    assert_eq!(
+        (t["state"].as_str(), t["reason"].as_str()),
+        (Some("FORCED_OPEN"), Some("OPERATOR"))
+    );
+
+    // An invalid declaration is refused and nothing is published.
+    let bad = setup.cli(&[
+        "declare",
+        "--agent",
+        "research-agent",
+        "--version",
+        "1.2.0",
+        "--valid-for-days",
+        "90",
+        "--method",
+        "suite_v3",
+        "task_completion=1.5",
+    ]);
+    assert!(!bad.status.success());
+    let why = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        why.contains("task_completion") && why.contains("nothing published"),
+        "{why}"
+    );
+    let good = setup.cli(&[
+        "declare",
+        "--agent",
+        "research-agent",
+        "--version",
+        "1.2.0",
+        "--supersedes",
+        "1.1.0",
+        "--valid-for-days",
+        "90",
+        "--method",
+        "suite_v3",
+        "task_completion=0.97",
+        "policy_compliance=0.999",
+    ]);
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let decl = harness::consume(
+        &broker.bootstrap(),
+        "agent.accuracy.declarations",
+        1,
+        TIMEOUT,
+    );
+    let first: Value = serde_json::from_slice(decl[0].payload.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        first["version"], "1.2.0",
+        "the refused one never reached the topic"
+    );
+
+    // The job puts it in force: the next snapshot of the agent shows it.
+    let more: Vec<_> = (30..40)
+        .map(|i| event(&format!("e{i}"), "research-agent", now_ms() + i, "SUCCESS"))
+        .collect();
+    broker.produce("agent.task.events", &more);
+    let snap = until(
+        &broker,
+        "agent.budget.snapshots",
+        "a snapshot with the declaration",
+        |v| v["accuracy"]["version"] == "1.2.0",
+    );
+    assert_eq!(snap["accuracy"]["declared"]["task_completion"], 0.97);
+    job.terminate();
+}
+
+/// The Python script producing Confluent-framed Avro with the standard stack.
+const PRODUCER: &str = r#"
+import io, json, struct, sys, time, fastavro
+from confluent_kafka import Producer
+bootstrap, topic, schema_path, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+schema = fastavro.parse_schema(json.load(open(schema_path)))
+p = Producer({"bootstrap.servers": bootstrap})
+now = int(time.time() * 1000)
+for i in range(n):
+    buf = io.BytesIO()
+    buf.write(b"\x00" + struct.pack(">I", 1))
+    fastavro.schemaless_writer(buf, schema, {
+        "event_id": f"py-{i}", "agent_id": "py-agent", "task_id": f"t{i}", "timestamp": now + i,
+        "outcome": "FAILURE" if i % 4 == 0 else "SUCCESS", "latency_ms": 1500, "tool_calls": 4,
+        "hallucination": False, "evals": [{"category": "factual_retrieval", "passed": True}],
+    })
+    p.produce(topic, key=b"py-agent", value=buf.getvalue())
+assert p.flush(30) == 0
+"#;
+
+#[test]
+fn events_from_python_confluent_kafka_and_fastavro_are_counted() {
+    let broker = Broker::start();
+    let setup = Setup::new(
+        &broker,
+        "defaults: {breaker: {min_calls: 1000000}}",
+        "  wire: {input: {default_schema_id: 1}}\n",
+    );
+    let job = setup.start("job");
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/task_event.avsc");
+    let mut script = tempfile::NamedTempFile::new().unwrap();
+    script.write_all(PRODUCER.as_bytes()).unwrap();
+    let out = Command::new(support::python::python())
+        .arg(script.path())
+        .args([&broker.bootstrap(), "agent.task.events"])
+        .arg(&schema)
+        .arg("40")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let snap = until(
+        &broker,
+        "agent.budget.snapshots",
+        "all 40 Python events",
+        |v| v["agent_id"] == "py-agent" && v["tasks"] == 40,
+    );
+    assert_eq!(snap["failed"], 10);
+    assert_eq!(snap["metrics"]["eval_pass_rates"]["factual_retrieval"], 1.0);
+    assert_eq!(snap["metrics"]["hallucination_rate"], 0.0);
+    job.terminate();
+}
+
+#[test]
+fn a_wrong_kafka_setting_fails_at_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "kafka: {partitions: 0}",
+            "kafka.partitions: 0 is not allowed",
+        ),
+        (
+            "kafka: {snapshot_interval: soon}",
+            "kafka.snapshot_interval",
+        ),
+        (
+            "kafka: {wire: {output: {format: xml}}}",
+            "kafka.wire.output.format",
+        ),
+        (
+            "kafka: {topics: {alerts: agent.task.events}}",
+            "kafka.topics.alerts",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let out = Command::new(BIN)
+            .args(["run", "--brokers", "127.0.0.1:1", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{yaml} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{yaml}: {err}");
+    }
+}
