@@ -10,6 +10,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use breakwater::config::{KafkaSettings, SloConfig};
+use breakwater::decode::encode_avro_datum;
+use breakwater::decode::framing::confluent_header;
+use breakwater::event::{Outcome, TaskEvent};
 use breakwater::kafka::dead_letter::{REASON_HEADER, SOURCE_OFFSET_HEADER};
 use breakwater::kafka::{self, Control, JobStatus, JobSummary};
 use rdkafka::consumer::BaseConsumer;
@@ -34,6 +37,11 @@ struct RunningJob {
 
 impl RunningJob {
     fn start(broker: &Broker, slo_yaml: &str) -> RunningJob {
+        Self::start_with(broker, slo_yaml, "")
+    }
+
+    /// `extra_kafka`: more keys of the `kafka:` section, as YAML lines.
+    fn start_with(broker: &Broker, slo_yaml: &str, extra_kafka: &str) -> RunningJob {
         let slo = SloConfig::from_yaml_str(slo_yaml).expect("test SLO config");
         let yaml: serde_yaml::Value = serde_yaml::from_str(&format!(
             r#"
@@ -44,6 +52,7 @@ snapshot_interval: 1s
 properties:
   session.timeout.ms: 2000
   heartbeat.interval.ms: 500
+{extra_kafka}
 "#,
             broker.bootstrap(),
             harness::unique_group("job")
@@ -269,32 +278,45 @@ fn a_breaker_opens_half_opens_on_the_wall_clock_and_closes_on_probes() {
 #[test]
 fn garbage_goes_to_the_dead_letter_topic_while_good_events_flow() {
     let broker = Broker::start();
-    let job = RunningJob::start(&broker, "{}");
+    // Confluent schema id 1 is the bundled task event schema.
+    let job = RunningJob::start_with(&broker, "{}", "wire: {input: {default_schema_id: 1}}");
     let topic = job.settings.topics.events.clone();
     let t = now_ms();
+    let mut avro = confluent_header(1).to_vec();
+    avro.extend(encode_avro_datum(&TaskEvent::new(
+        "v",
+        "agent-a",
+        t,
+        Outcome::Success,
+    )));
     let mut records: Vec<(String, Vec<u8>)> = Vec::new();
     for i in 0..100 {
         let (k, v) = event(&format!("g{i}"), "agent-a", t + i, "SUCCESS");
         records.push((k, v.into_bytes()));
     }
+    let mut wrong_id = avro.clone();
+    wrong_id[4] = 99;
     let garbage: Vec<(&str, Vec<u8>)> = vec![
         ("agent-a", vec![0x7f, 0x00, 0xff, 0x13]),
+        ("agent-a", avro[..avro.len() - 3].to_vec()),
+        ("agent-a", wrong_id),
         ("agent-a", b"{\"event_id\": \"x\", \"timestamp\": 1".to_vec()),
         ("agent-a", br#"{"event_id":"y","timestamp":1700000000000,"outcome":"SUCCESS"}"#.to_vec()),
         ("agent-a", br#"{"event_id":"z","agent_id":"a","timestamp":1700000000000,"outcome":"MAYBE"}"#.to_vec()),
         ("agent-a", br#"{"event_id":"w","agent_id":"a","timestamp":1700000000000,"outcome":"SUCCESS","latency_ms":-5}"#.to_vec()),
     ];
     for (i, (k, v)) in garbage.iter().enumerate() {
-        records.insert(10 + i * 20, (k.to_string(), v.clone()));
+        records.insert(5 + i * 14, (k.to_string(), v.clone()));
     }
+    records.push(("agent-a".into(), avro.clone())); // a good Avro event
     broker.produce(&topic, &records);
     job.wait_until("every record handled", |s| {
-        JobStatus::get(&s.records) == 105
+        JobStatus::get(&s.records) == 108
     });
-    job.wait_until("100 events counted", |s| JobStatus::get(&s.events) == 100);
+    job.wait_until("101 events counted", |s| JobStatus::get(&s.events) == 101);
 
     let mut dlq = Watch::new(&broker, &job.settings.topics.dead_letter);
-    let seen = dlq.until("5 dead letters", |rs| rs.len() == 5).to_vec();
+    let seen = dlq.until("7 dead letters", |rs| rs.len() == 7).to_vec();
     for (r, (_, bytes)) in seen.iter().zip(&garbage) {
         assert_eq!(
             r.payload.as_deref(),
@@ -307,9 +329,12 @@ fn garbage_goes_to_the_dead_letter_topic_while_good_events_flow() {
         .iter()
         .map(|r| String::from_utf8_lossy(r.header(REASON_HEADER).unwrap()).into_owned())
         .collect();
-    assert!(reasons[2].contains("agent_id"), "{reasons:?}");
-    assert!(reasons[3].contains("MAYBE"), "{reasons:?}");
-    assert!(reasons[4].contains("latency_ms"), "{reasons:?}");
+    assert!(reasons[0].contains("0x7f"), "{reasons:?}");
+    assert!(reasons[1].contains("truncated"), "{reasons:?}");
+    assert!(reasons[2].contains("schema id 99"), "{reasons:?}");
+    assert!(reasons[4].contains("agent_id"), "{reasons:?}");
+    assert!(reasons[5].contains("MAYBE"), "{reasons:?}");
+    assert!(reasons[6].contains("latency_ms"), "{reasons:?}");
     let summary = job.stop();
-    assert_eq!((summary.events, summary.dead_letters), (100, 5));
+    assert_eq!((summary.events, summary.dead_letters), (101, 7));
 }
