@@ -5,184 +5,22 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use breakwater::config::{KafkaSettings, SloConfig};
 use breakwater::decode::encode_avro_datum;
 use breakwater::decode::framing::confluent_header;
 use breakwater::event::{Outcome, TaskEvent};
 use breakwater::kafka::dead_letter::{REASON_HEADER, SOURCE_OFFSET_HEADER};
-use breakwater::kafka::{self, Control, JobStatus, JobSummary};
-use rdkafka::consumer::BaseConsumer;
-use serde_json::{json, Value};
-use support::kafka::{self as harness, Broker, Record, TestConsumer};
-
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// A job on its own thread, stopped gracefully on drop.
-struct RunningJob {
-    control: Control,
-    handle: Option<JoinHandle<Result<JobSummary, kafka::JobError>>>,
-    settings: KafkaSettings,
-}
-
-impl RunningJob {
-    fn start(broker: &Broker, slo_yaml: &str) -> RunningJob {
-        Self::start_with(broker, slo_yaml, "")
-    }
-
-    /// `extra_kafka`: more keys of the `kafka:` section, as YAML lines.
-    fn start_with(broker: &Broker, slo_yaml: &str, extra_kafka: &str) -> RunningJob {
-        let slo = SloConfig::from_yaml_str(slo_yaml).expect("test SLO config");
-        let yaml: serde_yaml::Value = serde_yaml::from_str(&format!(
-            r#"
-brokers: "{}"
-group_id: {}
-partitions: 3
-snapshot_interval: 1s
-properties:
-  session.timeout.ms: 2000
-  heartbeat.interval.ms: 500
-{extra_kafka}
-"#,
-            broker.bootstrap(),
-            harness::unique_group("job")
-        ))
-        .unwrap();
-        let settings = KafkaSettings::from_section(Some(&yaml), Vec::new()).unwrap();
-        let control = Control::new();
-        let (s, c) = (settings.clone(), control.clone());
-        let handle = std::thread::spawn(move || kafka::run(&s, Arc::new(slo), &c));
-        let job = RunningJob {
-            control,
-            handle: Some(handle),
-            settings,
-        };
-        job.wait_until("the job owns the input partitions", |s| {
-            JobStatus::get(&s.partitions) > 0
-        });
-        job
-    }
-
-    fn status(&self) -> &JobStatus {
-        &self.control.status
-    }
-
-    /// Waits for a condition on the job's counters.
-    fn wait_until(&self, what: &str, cond: impl Fn(&JobStatus) -> bool) {
-        let deadline = Instant::now() + TIMEOUT;
-        while !cond(self.status()) {
-            if let Some(h) = &self.handle {
-                assert!(!h.is_finished(), "the job stopped while waiting for {what}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {:?}",
-                self.status()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(mut self) -> JobSummary {
-        self.control.stop();
-        let h = self.handle.take().unwrap();
-        h.join().expect("job thread").expect("job result")
-    }
-}
-
-impl Drop for RunningJob {
-    fn drop(&mut self) {
-        self.control.abort();
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// Reads a topic from the beginning, keeping what it has seen, until a
-/// condition on everything seen so far holds.
-struct Watch {
-    consumer: TestConsumer,
-    seen: Vec<Record>,
-}
-
-impl Watch {
-    fn new(broker: &Broker, topic: &str) -> Watch {
-        Watch {
-            consumer: harness::subscribed(
-                &broker.bootstrap(),
-                &harness::unique_group("watch"),
-                topic,
-            ),
-            seen: Vec::new(),
-        }
-    }
-
-    fn until(&mut self, what: &str, cond: impl Fn(&[Record]) -> bool) -> &[Record] {
-        let deadline = Instant::now() + TIMEOUT;
-        while !cond(&self.seen) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; saw {} records: {:?}",
-                self.seen.len(),
-                self.seen
-                    .iter()
-                    .map(Record::payload_str)
-                    .collect::<Vec<_>>()
-            );
-            poll_into(&self.consumer, &mut self.seen);
-        }
-        &self.seen
-    }
-}
-
-fn poll_into<C: rdkafka::consumer::ConsumerContext>(c: &BaseConsumer<C>, seen: &mut Vec<Record>) {
-    use rdkafka::message::{Headers, Message};
-    if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
-        seen.push(Record {
-            key: m.key().map(<[u8]>::to_vec),
-            payload: m.payload().map(<[u8]>::to_vec),
-            headers: m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            partition: m.partition(),
-            offset: m.offset(),
-        });
-    }
-}
-
-fn json_of(r: &Record) -> Value {
-    serde_json::from_slice(r.payload.as_deref().unwrap_or_default()).expect("JSON output")
-}
-
-fn event(id: &str, agent: &str, t: i64, outcome: &str) -> (String, String) {
-    let e = json!({
-        "event_id": id, "agent_id": agent, "timestamp": t, "outcome": outcome,
-        "latency_ms": 1200, "tool_calls": 3,
-    });
-    (agent.to_string(), e.to_string())
-}
+use breakwater::kafka::JobStatus;
+use support::job::{event, json_of, now_ms, RunningJob, Watch};
+use support::kafka::{Broker, Record};
 
 #[test]
 fn the_spec_worked_example_end_to_end() {
     let broker = Broker::start();
     // Breaker out of the way: this is about the budget.
-    let job = RunningJob::start(&broker, "defaults: {breaker: {min_calls: 1000000}}");
+    let job = RunningJob::start(
+        &broker.bootstrap(),
+        "defaults: {breaker: {min_calls: 1000000}}",
+    );
     let t0 = now_ms() - 3_600_000;
     let events: Vec<_> = (0..1000)
         .map(|i| {
@@ -193,7 +31,7 @@ fn the_spec_worked_example_end_to_end() {
     broker.produce(&job.settings.topics.events, &events);
     job.wait_until("1000 events counted", |s| JobStatus::get(&s.events) == 1000);
 
-    let mut snaps = Watch::new(&broker, &job.settings.topics.snapshots);
+    let mut snaps = Watch::new(&broker.bootstrap(), &job.settings.topics.snapshots);
     let seen = snaps.until("a snapshot of all 1000 tasks", |rs| {
         rs.iter().any(|r| json_of(r)["tasks"] == 1000)
     });
@@ -226,7 +64,7 @@ fn the_spec_worked_example_end_to_end() {
 fn a_breaker_opens_half_opens_on_the_wall_clock_and_closes_on_probes() {
     let broker = Broker::start();
     let job = RunningJob::start(
-        &broker,
+        &broker.bootstrap(),
         "defaults: {breaker: {min_calls: 20, failure_threshold: 0.5, cooldown_seconds: 1, half_open_probes: 3}}",
     );
     let topic = job.settings.topics.events.clone();
@@ -236,7 +74,7 @@ fn a_breaker_opens_half_opens_on_the_wall_clock_and_closes_on_probes() {
         .collect();
     broker.produce(&topic, &burst);
 
-    let mut transitions = Watch::new(&broker, &job.settings.topics.breaker_state);
+    let mut transitions = Watch::new(&broker.bootstrap(), &job.settings.topics.breaker_state);
     let states = |rs: &[Record]| -> Vec<String> {
         rs.iter()
             .map(|r| json_of(r)["state"].as_str().unwrap().to_string())
@@ -279,7 +117,11 @@ fn a_breaker_opens_half_opens_on_the_wall_clock_and_closes_on_probes() {
 fn garbage_goes_to_the_dead_letter_topic_while_good_events_flow() {
     let broker = Broker::start();
     // Confluent schema id 1 is the bundled task event schema.
-    let job = RunningJob::start_with(&broker, "{}", "wire: {input: {default_schema_id: 1}}");
+    let job = RunningJob::start_with(
+        &broker.bootstrap(),
+        "{}",
+        "wire: {input: {default_schema_id: 1}}",
+    );
     let topic = job.settings.topics.events.clone();
     let t = now_ms();
     let mut avro = confluent_header(1).to_vec();
@@ -315,7 +157,7 @@ fn garbage_goes_to_the_dead_letter_topic_while_good_events_flow() {
     });
     job.wait_until("101 events counted", |s| JobStatus::get(&s.events) == 101);
 
-    let mut dlq = Watch::new(&broker, &job.settings.topics.dead_letter);
+    let mut dlq = Watch::new(&broker.bootstrap(), &job.settings.topics.dead_letter);
     let seen = dlq.until("7 dead letters", |rs| rs.len() == 7).to_vec();
     for (r, (_, bytes)) in seen.iter().zip(&garbage) {
         assert_eq!(

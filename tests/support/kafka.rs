@@ -330,7 +330,8 @@ fn mock_bootstraps() -> &'static Mutex<Vec<String>> {
     MOCKS.get_or_init(Mutex::default)
 }
 
-fn is_mock(bootstrap: &str) -> bool {
+/// Whether `bootstrap` is a [`mock_cluster`]'s.
+pub fn is_mock(bootstrap: &str) -> bool {
     mock_bootstraps()
         .lock()
         .unwrap()

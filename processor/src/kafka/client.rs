@@ -109,7 +109,14 @@ pub fn client_config(settings: &KafkaSettings, role: Role, instance: &str) -> Cl
         }
         Role::Producer | Role::Admin => {}
     }
-    c.set_log_level(RDKafkaLogLevel::Warning);
+    // Warnings and errors, unless librdkafka's `debug` contexts were asked
+    // for (e.g. BREAKWATER_KAFKA_DEBUG=cgrp,broker): then their lines too.
+    let debug = c.get("debug").is_some_and(|d| !d.is_empty());
+    c.set_log_level(if debug {
+        RDKafkaLogLevel::Debug
+    } else {
+        RDKafkaLogLevel::Warning
+    });
     c
 }
 
@@ -157,5 +164,16 @@ mod tests {
             log.contains("sasl.password=***") && !log.contains("hunter2"),
             "{log}"
         );
+    }
+
+    #[test]
+    fn debug_contexts_lower_the_log_level() {
+        let s = KafkaSettings::from_section(None, Vec::new()).unwrap();
+        let quiet = client_config(&s, Role::Group, "i1");
+        assert!(matches!(quiet.log_level, RDKafkaLogLevel::Warning));
+        let yaml: serde_yaml::Value = serde_yaml::from_str("properties: {debug: cgrp}").unwrap();
+        let s = KafkaSettings::from_section(Some(&yaml), Vec::new()).unwrap();
+        let debug = client_config(&s, Role::Group, "i1");
+        assert!(matches!(debug.log_level, RDKafkaLogLevel::Debug));
     }
 }

@@ -3,7 +3,9 @@
 //! has acknowledged all of them. The job commits input offsets after a
 //! successful flush, never before: that is what makes delivery
 //! at-least-once. A record the producer gives up on (after librdkafka's own
-//! retries) is sent again until it is acknowledged or the job is stopped.
+//! retries), or refuses at once for a reason that may pass (e.g. a topic
+//! the broker just denied), is sent again until it is acknowledged or the
+//! job is stopped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -133,6 +135,21 @@ impl RecordCollector {
                         return Err(JobError::Aborted);
                     }
                 }
+                Err((e, rec)) if can_succeed_later(&e) => {
+                    // Refused before it left, e.g. for a topic the broker
+                    // just denied (librdkafka remembers that until its next
+                    // metadata refresh): like a record the producer gave up
+                    // on, kept for `flush` to send again.
+                    metrics::counter!("breakwater_output_delivery_failures_total").increment(1);
+                    self.producer
+                        .context()
+                        .failed
+                        .lock()
+                        .expect("delivery lock")
+                        .push((*rec.delivery_opaque, e));
+                    self.pending += 1;
+                    return Ok(());
+                }
                 Err((e, _)) => return Err(JobError::kafka("producing an output record", e)),
             }
         }
@@ -180,5 +197,34 @@ impl RecordCollector {
     /// Records sent since the last successful flush.
     pub fn pending(&self) -> usize {
         self.pending
+    }
+}
+
+/// Whether a record the producer refused at once may be accepted later.
+/// Not when the producer is dead (a fatal error: only a new one can send)
+/// or the record itself is unsendable (too large, invalid).
+fn can_succeed_later(e: &KafkaError) -> bool {
+    !matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::Fatal
+                | RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidArgument
+        ) | None
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_that_may_pass_are_sent_again_and_the_others_stop_the_job() {
+        let refused = |code| can_succeed_later(&KafkaError::MessageProduction(code));
+        assert!(refused(RDKafkaErrorCode::TopicAuthorizationFailed));
+        assert!(refused(RDKafkaErrorCode::UnknownTopicOrPartition));
+        assert!(!refused(RDKafkaErrorCode::Fatal), "the producer is dead");
+        assert!(!refused(RDKafkaErrorCode::MessageSizeTooLarge));
+        assert!(!refused(RDKafkaErrorCode::InvalidArgument));
     }
 }

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use futures::executor::block_on;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::bindings::rd_kafka_controllerid;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::metadata::Metadata;
 
 use super::JobError;
 use crate::config::KafkaSettings;
@@ -27,17 +29,92 @@ pub struct TopicReport {
 
 /// Creates every missing topic with the configured partitions, compacted
 /// where routers or restores read it as a table.
+///
+/// Topics the cluster's metadata already lists are used as they are, so a
+/// cluster whose topics are made by its operators (or that does not serve
+/// the admin API, like librdkafka's mock cluster) needs no admin request.
+/// A topic whose creation fails for another reason than existing already
+/// is looked up again: if it exists after all it is used, with a warning;
+/// if not, start-up fails naming it.
 pub fn ensure_topics<C: ClientContext + 'static>(
     admin: &AdminClient<C>,
     settings: &KafkaSettings,
 ) -> Result<TopicReport, JobError> {
     let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+    let md = admin
+        .inner()
+        .fetch_metadata(None, ADMIN_TIMEOUT)
+        .map_err(|e| JobError::kafka("fetching metadata", e))?;
+    let mut report = TopicReport::default();
+    let mut missing = Vec::new();
+    for (name, compacted) in settings.topics.all() {
+        if exists(&md, name) {
+            report.existing.push(name.to_string());
+        } else {
+            missing.push((name, compacted));
+        }
+    }
+    let admin_api = controller(admin, &md);
+    if let Some((first, _)) = missing.first() {
+        if let Err(why) = &admin_api {
+            return Err(JobError::Topic {
+                topic: first.to_string(),
+                reason: format!("does not exist and cannot be created: {why}"),
+            });
+        }
+        create(admin, settings, &missing, &opts, &mut report)?;
+    }
+    match admin_api {
+        Ok(()) => check_compaction(admin, settings, &opts, &mut report),
+        Err(why) => report
+            .warnings
+            .push(format!("topic configs (cleanup.policy) not checked: {why}")),
+    }
+    Ok(report)
+}
+
+/// Whether the metadata lists `topic` with its partitions.
+fn exists(md: &Metadata, topic: &str) -> bool {
+    md.topics()
+        .iter()
+        .any(|t| t.name() == topic && !t.partitions().is_empty())
+}
+
+/// Whether admin requests (CreateTopics, DescribeConfigs) can be served:
+/// librdkafka sends them to the controller the metadata names, and waits
+/// for it until the request times out (a minute) if that is no broker of
+/// the cluster — as on librdkafka's mock cluster, whose metadata names
+/// controller 0 and brokers from 1. A controller the metadata does not
+/// name at all (-1) is left for the request itself to find.
+fn controller<C: ClientContext + 'static>(
+    admin: &AdminClient<C>,
+    md: &Metadata,
+) -> Result<(), String> {
+    // SAFETY: the handle is valid while `admin` lives; with a zero timeout
+    // the call only reads the metadata librdkafka has cached (just
+    // refreshed by the caller).
+    let id = unsafe { rd_kafka_controllerid(admin.inner().native_ptr(), 0) };
+    if id == -1 || md.brokers().iter().any(|b| b.id() == id) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the cluster's metadata names a controller (id {id}) that is none of its brokers, so admin requests cannot be served"
+        ))
+    }
+}
+
+/// Creates `missing` topics (name, compacted); see [`ensure_topics`].
+fn create<C: ClientContext + 'static>(
+    admin: &AdminClient<C>,
+    settings: &KafkaSettings,
+    missing: &[(&str, bool)],
+    opts: &AdminOptions,
+    report: &mut TopicReport,
+) -> Result<(), JobError> {
     let replication = settings.create.replication_factor;
-    let new: Vec<NewTopic> = settings
-        .topics
-        .all()
-        .into_iter()
-        .map(|(name, compacted)| {
+    let new: Vec<NewTopic> = missing
+        .iter()
+        .map(|&(name, compacted)| {
             let t = NewTopic::new(
                 name,
                 settings.create.partitions,
@@ -50,23 +127,53 @@ pub fn ensure_topics<C: ClientContext + 'static>(
             }
         })
         .collect();
-    let results = block_on(admin.create_topics(&new, &opts))
-        .map_err(|e| JobError::kafka("creating topics", e))?;
-    let mut report = TopicReport::default();
-    for r in results {
-        match r {
-            Ok(name) => report.created.push(name),
-            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => report.existing.push(name),
-            Err((name, code)) => {
-                return Err(JobError::Topic {
-                    topic: name,
-                    reason: format!("could not be created: {code}"),
-                })
+    // Topics whose creation failed for another reason than existing
+    // already, and why.
+    let mut failed: Vec<(String, String)> = Vec::new();
+    match block_on(admin.create_topics(&new, opts)) {
+        Ok(results) => {
+            for r in results {
+                match r {
+                    Ok(name) => report.created.push(name),
+                    Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => report.existing.push(name),
+                    Err((name, code)) => failed.push((name, code.to_string())),
+                }
             }
         }
+        Err(e) => failed.extend(
+            missing
+                .iter()
+                .map(|(name, _)| (name.to_string(), e.to_string())),
+        ),
     }
-    check_compaction(admin, settings, &opts, &mut report);
-    Ok(report)
+    if failed.is_empty() {
+        return Ok(());
+    }
+    // Made meanwhile by someone else, or the broker refused the request
+    // while the topic is there?
+    let md = admin
+        .inner()
+        .fetch_metadata(None, ADMIN_TIMEOUT)
+        .map_err(|e| JobError::Topic {
+            topic: failed[0].0.clone(),
+            reason: format!(
+                "could not be created ({}), and the cluster's metadata could not be read: {e}",
+                failed[0].1
+            ),
+        })?;
+    for (name, why) in failed {
+        if !exists(&md, &name) {
+            return Err(JobError::Topic {
+                topic: name,
+                reason: format!("does not exist and could not be created: {why}"),
+            });
+        }
+        report.warnings.push(format!(
+            "topic {name} could not be created ({why}) but exists: using it as it is"
+        ));
+        report.existing.push(name);
+    }
+    Ok(())
 }
 
 /// Warns about an existing state topic whose `cleanup.policy` is not
