@@ -325,6 +325,8 @@ struct Fleet {
     engine: Engine,
     out: Vec<Output>,
     stream: Stream,
+    /// Input offsets of the next chunk, for `Mode::BatchAt`.
+    offsets: Vec<i64>,
 }
 
 /// The measured work, per event.
@@ -337,10 +339,19 @@ enum Mode {
     /// with each polled batch: the same calls, with the next events' state
     /// prefetched.
     Batch,
+    /// `process_batch_at(chunk, offsets, Clock::EventTime)`: `Batch` with
+    /// input offsets, each agent checking and moving its position.
+    BatchAt,
 }
 
 #[inline(never)]
-fn run(engine: &mut Engine, out: &mut Vec<Output>, events: &[TaskEvent], mode: Mode) {
+fn run(
+    engine: &mut Engine,
+    out: &mut Vec<Output>,
+    events: &[TaskEvent],
+    offsets: &[i64],
+    mode: Mode,
+) {
     match mode {
         Mode::PerEvent => {
             for e in events {
@@ -351,6 +362,10 @@ fn run(engine: &mut Engine, out: &mut Vec<Output>, events: &[TaskEvent], mode: M
         }
         Mode::Batch => {
             black_box(engine.process_batch(events, Clock::EventTime, out));
+            out.clear();
+        }
+        Mode::BatchAt => {
+            black_box(engine.process_batch_at(events, offsets, Clock::EventTime, out));
             out.clear();
         }
     }
@@ -377,7 +392,7 @@ impl Fleet {
             let n = (total - done).min(CHUNK as u64) as usize;
             let events = stream.chunk(n);
             let t0 = Instant::now();
-            run(&mut engine, &mut out, events, Mode::Batch);
+            run(&mut engine, &mut out, events, &[], Mode::Batch);
             busy += t0.elapsed();
             done += n as u64;
         }
@@ -401,6 +416,7 @@ impl Fleet {
                 engine,
                 out,
                 stream,
+                offsets: Vec::with_capacity(CHUNK),
             },
             memory,
         )
@@ -412,9 +428,12 @@ impl Fleet {
         let mut busy = Duration::ZERO;
         while left > 0 {
             let n = left.min(CHUNK as u64) as usize;
+            let first = self.stream.next as i64;
             let events = self.stream.chunk(n);
+            self.offsets.clear();
+            self.offsets.extend(first..first + n as i64);
             let t0 = Instant::now();
-            run(&mut self.engine, &mut self.out, events, mode);
+            run(&mut self.engine, &mut self.out, events, &self.offsets, mode);
             busy += t0.elapsed();
             left -= n as u64;
         }
@@ -589,6 +608,9 @@ fn main() {
         });
         group.bench_function("process_batch", |b| {
             b.iter_custom(|iters| fleet.timed(iters, Mode::Batch))
+        });
+        group.bench_function("process_batch_at", |b| {
+            b.iter_custom(|iters| fleet.timed(iters, Mode::BatchAt))
         });
         group.finish();
         fleet.report(label);

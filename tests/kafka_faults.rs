@@ -83,7 +83,8 @@ fn assert_all_counted_once(
 
     let snapshots = read_topic(bootstrap, &settings.topics.snapshots);
     let mut latest: HashMap<String, u64> = HashMap::new();
-    for r in &snapshots {
+    // Tombstones are restore markers (see kafka/restore.rs), not snapshots.
+    for r in snapshots.iter().filter(|r| r.payload.is_some()) {
         let s = json_of(r);
         let tasks = s["tasks"].as_u64().expect("tasks");
         let agent = r.key_str().to_string();
@@ -513,7 +514,6 @@ fn offset_commit_errors_are_retried() {
 /// would get through. A graceful stop must still end with the input
 /// committed — or at least say that it is not.
 #[test]
-#[ignore = "bug: kafka/job.rs Turn::commit discards the error of the final Sync commit of a graceful stop (`let _ = consumer.commit_consumer_state(CommitMode::Sync)`, here `Broker: Request timed out`) and retries nothing: the job unsubscribes and returns Ok with the last batch uncommitted"]
 fn a_graceful_stop_commits_even_after_commit_errors() {
     counters();
     let (cluster, bootstrap) = cluster_with_topics(1);
@@ -530,10 +530,9 @@ fn a_graceful_stop_commits_even_after_commit_errors() {
         RDKafkaApiKey::OffsetCommit,
         &[RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 6],
     );
-    let commits = JobStatus::get(&job.status().commits);
     harness::produce(&bootstrap, &topic, &successes("two", &["steady"], 10));
-    job.wait_until("the second batch counted and its commit sent", |s| {
-        JobStatus::get(&s.events) == 20 && JobStatus::get(&s.commits) > commits
+    job.wait_until("the second batch counted and a commit of it failed", |s| {
+        JobStatus::get(&s.events) == 20 && JobStatus::get(&s.commit_failures) > 0
     });
     let settings = job.settings.clone();
     let summary = job.stop();
@@ -628,7 +627,6 @@ fn high_round_trip_time() {
 /// drops the member, which gives up its partitions and gets them back once
 /// the brokers are up. The agents' state must survive that.
 #[test]
-#[ignore = "bug: a revoked partition's engine is dropped (kafka/tasks.rs GroupContext::pre_rebalance) and the re-assigned task starts empty: the agents' counts restart from the committed offset"]
 fn an_outage_longer_than_the_session_timeout_keeps_agent_state() {
     counters();
     let (cluster, bootstrap) = cluster_with_topics(1);

@@ -54,6 +54,9 @@ fn the_spec_worked_example_end_to_end() {
         r.header("breakwater.schema"),
         Some(&b"io.breakwater.BudgetSnapshot"[..])
     );
+    // What a restore needs: the engine state and the input offset it reflects.
+    assert!(r.header("breakwater.state").is_some_and(|s| !s.is_empty()));
+    assert_eq!(r.header("breakwater.position"), Some(&b"999"[..]));
 
     let summary = job.stop();
     assert_eq!(summary.events, 1000);

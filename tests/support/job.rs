@@ -223,8 +223,13 @@ pub fn poll_into<C: ConsumerContext>(c: &BaseConsumer<C>, seen: &mut Vec<Record>
     }
 }
 
+/// A record's JSON value; `null` for a tombstone (the snapshots topic holds
+/// restore markers, see processor/src/kafka/restore.rs).
 pub fn json_of(r: &Record) -> Value {
-    serde_json::from_slice(r.payload.as_deref().unwrap_or_default()).expect("JSON output")
+    match r.payload.as_deref() {
+        None => Value::Null,
+        Some(p) => serde_json::from_slice(p).expect("JSON output"),
+    }
 }
 
 /// A JSON task event keyed by its agent: `(key, value)`.

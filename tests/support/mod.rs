@@ -6,3 +6,4 @@
 pub mod job;
 pub mod kafka;
 pub mod python;
+pub mod recovery;

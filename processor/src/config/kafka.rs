@@ -112,6 +112,22 @@ pub struct KafkaSettings {
     pub producer_properties: BTreeMap<String, String>,
     /// Input and output encodings, schema registry (`kafka.wire`).
     pub wire: WireSettings,
+    /// Which clock fires the engines' timers (`kafka.timers`).
+    pub timers: TimerClock,
+}
+
+/// The clock that fires breaker cooldowns, alert re-evaluation and
+/// declaration expiry in the live job (Flink's processing time vs event time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimerClock {
+    /// The wall clock: an OPEN breaker half-opens on time even when its
+    /// agent sends nothing. What a live fleet wants.
+    #[default]
+    WallClock,
+    /// Each partition's stream time (the latest event time seen): the job
+    /// then gives exactly what `breakwater replay` gives for the same
+    /// partition, whenever and however often it is run. For backfills.
+    EventTime,
 }
 
 #[derive(Deserialize, Default)]
@@ -129,6 +145,7 @@ struct RawKafka {
     consumer_properties: Option<BTreeMap<String, Scalar>>,
     producer_properties: Option<BTreeMap<String, Scalar>>,
     wire: Option<serde_yaml::Value>,
+    timers: Option<String>,
 }
 
 /// A property value as YAML writes it: `2000`, `true` or `"SASL_SSL"`.
@@ -208,6 +225,17 @@ impl KafkaSettings {
             consumer_properties: properties(raw.consumer_properties),
             producer_properties: properties(raw.producer_properties),
             wire: WireSettings::from_section(raw.wire.as_ref(), "kafka.wire")?,
+            timers: match raw.timers.as_deref() {
+                None | Some("wall_clock") => TimerClock::WallClock,
+                Some("event_time") => TimerClock::EventTime,
+                Some(other) => {
+                    return Err(invalid(
+                        "timers",
+                        format!("{other:?}"),
+                        "wall_clock or event_time",
+                    ))
+                }
+            },
         };
         for (name, value) in env {
             if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
@@ -295,6 +323,7 @@ mod tests {
         assert_eq!(k.topics, Topics::default());
         assert_eq!((k.create.partitions, k.create.replication_factor), (6, 1));
         assert_eq!((k.snapshot_interval_ms, k.poll_interval_ms), (10_000, 100));
+        assert_eq!(k.timers, TimerClock::WallClock);
     }
 
     #[test]
@@ -317,6 +346,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("kafka.topics.events"), "{e}");
+        let e = section("timers: stream").unwrap_err().to_string();
+        assert!(
+            e.contains("kafka.timers") && e.contains("stream") && e.contains("event_time"),
+            "{e}"
+        );
+        assert_eq!(
+            section("timers: event_time").unwrap().timers,
+            TimerClock::EventTime
+        );
         let e = section("brokerz: x").unwrap_err().to_string();
         assert!(e.contains("kafka") && e.contains("brokerz"), "{e}");
     }

@@ -39,7 +39,7 @@ mod validate;
 mod wire;
 
 pub use file::{ConfigError, SloConfig, SloId};
-pub use kafka::{is_secret, KafkaSettings, TopicCreation, Topics, ENV_PREFIX};
+pub use kafka::{is_secret, KafkaSettings, TimerClock, TopicCreation, Topics, ENV_PREFIX};
 pub use slo::*;
 pub use wire::{
     InputFormat, InputSettings, OutputFormat, OutputSchemaIds, OutputSettings, RegistrySettings,

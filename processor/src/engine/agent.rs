@@ -72,7 +72,13 @@ pub struct Agent {
     pub(crate) dirty: bool,
     /// Due times of this agent's pending timers, to ignore superseded ones.
     pub(crate) timers: PendingTimers,
+    /// Input offset of the last event reflected in this state
+    /// ([`NO_POSITION`] if none): replayed input up to it is skipped.
+    pub(crate) position: i64,
 }
+
+/// [`Agent::position`] of an agent that has seen no positioned event.
+pub(crate) const NO_POSITION: i64 = i64::MIN;
 
 /// Due time per timer kind; `None` when none is pending.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +108,7 @@ impl Agent {
             eval_categories: Vec::new(),
             dirty: false,
             timers: PendingTimers::default(),
+            position: NO_POSITION,
         }
     }
 
@@ -115,6 +122,12 @@ impl Agent {
 
     pub fn alerts(&self) -> &AlertBook {
         &self.alerts
+    }
+
+    /// Input offset of the last event reflected in this state, if any
+    /// (see [`Engine::process_batch_at`](super::Engine::process_batch_at)).
+    pub fn position(&self) -> Option<i64> {
+        (self.position != NO_POSITION).then_some(self.position)
     }
 
     /// Whether time alone can change this agent's outputs (alerts to
@@ -482,7 +495,8 @@ impl Agent {
             })
             .collect();
         let expires_at = d.decl.expires_at();
-        let age_days = (now - d.decl.published_at) as f64 / 86_400_000.0;
+        // Saturating: a declaration can come before any event, at clock MIN.
+        let age_days = now.saturating_sub(d.decl.published_at) as f64 / 86_400_000.0;
         let expired = (now >= expires_at).then_some(Wanted {
             severity,
             value: Some(age_days),

@@ -127,7 +127,8 @@ pub struct AlertChange {
 /// ```
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertBook {
-    active: Vec<ActiveAlert>,
+    /// pub(crate) for the state codec (`engine::state`).
+    pub(crate) active: Vec<ActiveAlert>,
 }
 
 impl AlertBook {

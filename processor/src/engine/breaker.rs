@@ -29,7 +29,7 @@ use crate::event::{Outcome, TaskEvent, TimestampMs};
 const DAY_MS: i64 = 24 * 3_600_000;
 /// Bound on remembered open times; with the minimum cooldown of 1 s an agent
 /// could in theory open more often, so the count saturates here.
-const MAX_REMEMBERED_OPENS: usize = 1024;
+pub(crate) const MAX_REMEMBERED_OPENS: usize = 1024;
 
 /// The breaker's state; data that only makes sense in one state lives in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,13 +154,14 @@ pub struct EventContext {
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CircuitBreaker {
-    state: BreakerState,
-    window: SlidingWindow<BreakerBucket>,
+    // pub(crate) for the state codec (`engine::state`).
+    pub(crate) state: BreakerState,
+    pub(crate) window: SlidingWindow<BreakerBucket>,
     /// Consecutive re-opens from HALF_OPEN: the cooldown is doubled this many times.
-    cooldown_level: u32,
+    pub(crate) cooldown_level: u32,
     /// Times the breaker went into OPEN, oldest first, pruned past 24 h.
-    opens: VecDeque<TimestampMs>,
-    budget_trip_armed: bool,
+    pub(crate) opens: VecDeque<TimestampMs>,
+    pub(crate) budget_trip_armed: bool,
 }
 
 impl CircuitBreaker {

@@ -290,6 +290,14 @@ pub struct LatencyBucket {
 pub const SPARSE_SAMPLES: usize = 128;
 
 impl LatencyBucket {
+    /// Adds everything this bucket holds to `total` (rebuilding a window's total).
+    pub(crate) fn add_to(&self, total: &mut LatencySketch) {
+        for &k in &self.samples {
+            total.add_key(k);
+        }
+        total.merge(&self.sketch);
+    }
+
     /// Records one latency in the bucket and in the window `total`.
     pub fn add(&mut self, value_ms: u64, total: &mut LatencySketch) {
         let key = LatencySketch::key_of(value_ms);

@@ -26,10 +26,11 @@ pub const MAX_RECENT_IDS: usize = 32;
 /// ```
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecentIds {
-    hashes: [u64; MAX_RECENT_IDS],
-    len: u8,
+    // pub(crate) for the state codec (`engine::state`).
+    pub(crate) hashes: [u64; MAX_RECENT_IDS],
+    pub(crate) len: u8,
     /// Next slot to overwrite once `len` reaches the capacity.
-    next: u8,
+    pub(crate) next: u8,
 }
 
 impl RecentIds {

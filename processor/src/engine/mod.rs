@@ -14,6 +14,14 @@
 //! keeps per-agent overhead small enough for a million agents and gives a
 //! deterministic, first-seen order for timers and snapshots.
 //!
+//! **Recovery.** [`Engine::export_agent`] writes an agent's exact state
+//! (a few hundred bytes to a few KiB) and [`Engine::restore_agent`] puts it
+//! in another engine; [`Engine::process_batch_at`] then skips the input
+//! each restored agent already reflects. An agent is marked changed by
+//! anything that changes its state (an event at an offset, a timer that
+//! fires, a command), so a checkpoint that exports the changed agents
+//! keeps every exported state current.
+//!
 //! **Time.** Windows run on event time. Timers (breaker cooldowns,
 //! re-evaluation of agents with something firing, declaration expiry) run on
 //! the engine clock, which only [`Engine::advance_to`] moves: a replay drives
@@ -22,13 +30,16 @@
 pub mod accuracy;
 pub mod agent;
 pub mod alert;
+mod batch;
 pub mod breaker;
 pub mod budget;
 pub mod counts;
 pub mod dedup;
 pub mod plan;
 mod prefetch;
+mod restore;
 pub mod sketch;
+mod state;
 mod timer;
 mod view;
 pub mod window;
@@ -42,6 +53,7 @@ use self::accuracy::{AccuracyDeclaration, DeclarationError, Measure};
 use self::agent::{Agent, Applied, Ctx};
 use self::breaker::Command;
 use self::plan::SloPlan;
+pub use self::state::{RestoreError, STATE_FORMAT};
 use self::timer::{TimerKind, Timers};
 use crate::config::SloConfig;
 use crate::event::{TaskEvent, TimestampMs};
@@ -68,7 +80,7 @@ impl Default for EngineOptions {
     }
 }
 
-/// Which clock [`Engine::process_batch`] runs timers on.
+/// Which clock [`Engine::process_batch`] and [`Engine::process_batch_at`] run timers on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clock {
     /// Before each event, advance the clock to its time (replay, backfill).
@@ -81,7 +93,11 @@ pub enum Clock {
 /// Counters of what the engine did with its input.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct EngineStats {
+    /// Events processed (counted, duplicate or late).
     pub events: u64,
+    /// Events [`Engine::process_batch_at`] skipped because their agent's
+    /// state already reflected them (input re-read after a restore).
+    pub replayed: u64,
     pub duplicates: u64,
     pub late: u64,
     pub transitions: u64,
@@ -239,6 +255,10 @@ impl Engine {
                 TimerKind::Breaker => agent.on_breaker_timer(&ctx, due, out),
                 TimerKind::Reevaluate | TimerKind::Expiry => agent.reevaluate(&ctx, due, out),
             }
+            // The state moved (windows slid, this timer was used up) even if
+            // nothing was emitted: export it at the next checkpoint, or a
+            // restore would fire this timer again at a later clock.
+            agent.dirty = true;
             self.count(before, out);
             self.schedule(i);
         }
@@ -250,63 +270,6 @@ impl Engine {
     pub fn process(&mut self, e: &TaskEvent, out: &mut Vec<Output>) -> Applied {
         let i = self.slot(&e.agent_id);
         self.process_slot(i, e, out)
-    }
-
-    /// Counts a batch of events in order, exactly as calling
-    /// [`Engine::advance_to`] (if `clock` is [`Clock::EventTime`]) and
-    /// [`Engine::process`] on each would, and returns how many were counted.
-    ///
-    /// Faster with many agents: while one event is applied, the state of the
-    /// next few is already being fetched into cache.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use breakwater::config::SloConfig;
-    /// use breakwater::engine::{Clock, Engine};
-    /// use breakwater::event::{Outcome, TaskEvent};
-    ///
-    /// let events: Vec<_> = (0..50)
-    ///     .map(|i| TaskEvent::new(format!("e{i}"), format!("agent-{}", i % 5), 1_000 * i, Outcome::Success))
-    ///     .collect();
-    /// let mut engine = Engine::new(Arc::new(SloConfig::default()));
-    /// let mut out = Vec::new();
-    /// assert_eq!(engine.process_batch(&events, Clock::EventTime, &mut out), 50);
-    /// assert_eq!(engine.metrics("agent-3").unwrap().tasks, 10);
-    /// ```
-    pub fn process_batch(
-        &mut self,
-        events: &[TaskEvent],
-        clock: Clock,
-        out: &mut Vec<Output>,
-    ) -> usize {
-        // Agent slots are looked up AHEAD events early and the agent's
-        // header fetched; half-way, its buckets for the event's time.
-        const AHEAD: usize = 8;
-        let mut slots = [0usize; AHEAD];
-        let lookup = |engine: &mut Engine, j: usize, slots: &mut [usize; AHEAD]| {
-            let i = engine.slot(&events[j].agent_id);
-            prefetch::prefetch_all(&engine.agents[i]);
-            slots[j % AHEAD] = i;
-        };
-        for j in 0..events.len().min(AHEAD) {
-            lookup(self, j, &mut slots);
-        }
-        let mut counted = 0;
-        for (n, e) in events.iter().enumerate() {
-            let near = n + AHEAD / 2;
-            if near < events.len() {
-                self.agents[slots[near % AHEAD]].prefetch(events[near].timestamp);
-            }
-            let i = slots[n % AHEAD];
-            if n + AHEAD < events.len() {
-                lookup(self, n + AHEAD, &mut slots);
-            }
-            if clock == Clock::EventTime {
-                self.advance_to(e.timestamp, out);
-            }
-            counted += (self.process_slot(i, e, out) == Applied::Counted) as usize;
-        }
-        counted
     }
 
     fn process_slot(&mut self, i: usize, e: &TaskEvent, out: &mut Vec<Output>) -> Applied {
@@ -358,6 +321,8 @@ impl Engine {
             self.clock,
         );
         let changed = agent.command(&ctx, cmd, out);
+        // Even a no-op moved the windows, and may have created the agent.
+        agent.dirty = true;
         self.count(before, out);
         self.schedule(i);
         changed
@@ -391,6 +356,7 @@ impl Engine {
             self.clock,
         );
         let result = agent.declare(&ctx, decl, measures, out);
+        agent.dirty = true; // even if refused: it may have created the agent
         self.count(before, out);
         self.schedule(i);
         result
@@ -418,6 +384,13 @@ impl Engine {
     pub fn snapshot(&mut self, agent_id: &str, trigger: SnapshotTrigger) -> Option<BudgetSnapshot> {
         let i = *self.index.get(agent_id)? as usize;
         Some(self.snapshot_slot(i, trigger))
+    }
+
+    /// Input offset of the last event reflected in the agent's state (see
+    /// [`Engine::process_batch_at`]); `None` for an unknown agent or one that
+    /// has seen no event with an offset.
+    pub fn position(&self, agent_id: &str) -> Option<i64> {
+        self.agent(agent_id)?.position()
     }
 
     /// Snapshots of the agents that changed since the last call (the periodic

@@ -390,6 +390,13 @@ impl LatencySketch {
         self.count == 0
     }
 
+    /// Whether the lowest bin also holds values from below it (a collapse
+    /// that has not drained yet). Until then the sketch is not the plain
+    /// sum of what was added and not removed.
+    pub fn is_collapsed(&self) -> bool {
+        self.collapsed
+    }
+
     /// Value at quantile `q` (clamped to `[0, 1]`), or `None` when empty.
     ///
     /// Returns the representative of the first bin whose cumulative count

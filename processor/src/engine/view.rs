@@ -92,7 +92,9 @@ pub(crate) fn snapshot(
         trigger,
         event_time: now,
         slo: summary(slo),
-        window_start: now - slo.window_ms + 1,
+        // Saturating: an agent created by a command can be snapshotted
+        // before the clock has any time (MIN).
+        window_start: now.saturating_sub(slo.window_ms) + 1,
         window_end: now,
         tasks: long(budget.tasks),
         failed: long(budget.failed),

@@ -252,7 +252,99 @@ impl<B: Bucket> SlidingWindow<B> {
     pub fn stored_buckets(&self) -> usize {
         self.live.count_ones() as usize
     }
+
+    /// Index of the newest bucket the window has reached, if any (state codec).
+    pub(crate) fn head(&self) -> Option<i64> {
+        (self.head != i64::MIN).then_some(self.head)
+    }
+
+    /// The buckets holding data, newest first, each with its age: how many
+    /// buckets it is older than the head (state codec; `0..N`).
+    pub(crate) fn live(&self) -> Live<'_, B> {
+        let n = self.slots.len() as u32;
+        let h = if self.head == i64::MIN {
+            0
+        } else {
+            self.head.rem_euclid(n as i64) as u32
+        };
+        // Slots h, h−1, …, 0 hold ages 0..=h; slots n−1, …, h+1 the older
+        // ones: walking each half from its top bit down lists ages in order.
+        let low = mask(h + 1);
+        Live {
+            slots: &self.slots,
+            h,
+            n,
+            low: self.live & low,
+            high: self.live & !low,
+        }
+    }
+
+    /// Rebuilds a window from what [`SlidingWindow::live`] listed (state
+    /// codec); its total is left empty for [`SlidingWindow::set_total`].
+    /// `None` if an age is out of range or repeated, or there are buckets
+    /// but no head.
+    pub(crate) fn from_live(
+        window_ms: i64,
+        buckets: u32,
+        head: Option<i64>,
+        live: impl IntoIterator<Item = (u32, B)>,
+    ) -> Option<Self> {
+        let mut w = Self::new(window_ms, buckets);
+        let n = w.n();
+        w.head = head.unwrap_or(i64::MIN);
+        for (age, bucket) in live {
+            let head = head?;
+            if i64::from(age) >= n {
+                return None;
+            }
+            let s = (head - i64::from(age)).rem_euclid(n) as usize;
+            if w.live & (1 << s) != 0 {
+                return None;
+            }
+            w.live |= 1 << s;
+            w.slots[s] = bucket;
+        }
+        Some(w)
+    }
+
+    /// Sets the running total of a window rebuilt by [`SlidingWindow::from_live`].
+    pub(crate) fn set_total(&mut self, total: B::Total) {
+        self.total = total;
+    }
 }
+
+/// Live buckets of a window, newest first, with their ages (see [`SlidingWindow::live`]).
+pub(crate) struct Live<'a, B> {
+    slots: &'a [B],
+    h: u32,
+    n: u32,
+    low: u64,
+    high: u64,
+}
+
+impl<'a, B> Iterator for Live<'a, B> {
+    type Item = (u32, &'a B);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (bits, wrap) = if self.low != 0 {
+            (&mut self.low, 0)
+        } else if self.high != 0 {
+            (&mut self.high, self.n)
+        } else {
+            return None;
+        };
+        let s = 63 - bits.leading_zeros();
+        *bits &= !(1u64 << s);
+        Some((self.h + wrap - s, &self.slots[s as usize]))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = (self.low.count_ones() + self.high.count_ones()) as usize;
+        (left, Some(left))
+    }
+}
+
+impl<B> ExactSizeIterator for Live<'_, B> {}
 
 fn mask(n: u32) -> u64 {
     if n >= 64 {
@@ -332,6 +424,36 @@ mod tests {
                 w.advance(expiry);
                 assert!(w.total().0 < before);
             }
+        }
+    }
+
+    #[test]
+    fn live_buckets_list_newest_first_and_rebuild_the_window() {
+        for n in [1u32, 7, 64] {
+            let mut w: SlidingWindow<N> = SlidingWindow::new(n as i64 * 1000, n);
+            let empty = SlidingWindow::from_live(n as i64 * 1000, n, w.head(), []);
+            assert_eq!(empty.as_ref(), Some(&w));
+            for t in [3, 5, 6, n as i64 + 4, 2 * n as i64 + 1, 3 * n as i64] {
+                one(&mut w, t * 1000 + 10);
+                let live: Vec<(u32, u64)> = w.live().map(|(age, b)| (age, b.0)).collect();
+                let mut expect: Vec<(u32, u64)> = w
+                    .buckets()
+                    .map(|(start, b)| ((w.head - start / 1000) as u32, b.0))
+                    .collect();
+                expect.reverse();
+                assert_eq!(live, expect, "n={n} t={t}");
+                assert_eq!(w.live().len(), w.stored_buckets());
+                let copy = live.iter().map(|&(age, c)| (age, N(c)));
+                let mut back =
+                    SlidingWindow::from_live(n as i64 * 1000, n, w.head(), copy).unwrap();
+                back.set_total(N(w.total.0));
+                assert_eq!(back, w, "n={n} t={t}");
+            }
+            let ms = n as i64 * 1000;
+            let repeated = [(0, N(1)), (0, N(1))];
+            assert!(SlidingWindow::from_live(ms, n, Some(9), repeated).is_none());
+            assert!(SlidingWindow::from_live(ms, n, Some(9), [(n, N(1))]).is_none());
+            assert!(SlidingWindow::from_live(ms, n, None, [(0, N(1))]).is_none());
         }
     }
 

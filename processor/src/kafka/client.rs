@@ -19,6 +19,9 @@ pub enum Role {
     Group,
     /// A consumer of a whole topic with no group (the tables).
     Table,
+    /// Reads snapshots partitions to their end on assignment, as fast as
+    /// the broker serves them.
+    Restore,
     Producer,
     Admin,
 }
@@ -35,13 +38,19 @@ impl ClientHealth {
     pub fn errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
     }
+
+    /// Counts an error the job saw itself (e.g. one `poll` returned).
+    pub fn record(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Routes librdkafka's logs to `tracing` and counts its errors.
 #[derive(Clone)]
 pub struct Observed {
-    pub(crate) health: Arc<ClientHealth>,
-    pub(crate) name: &'static str,
+    pub health: Arc<ClientHealth>,
+    /// The client's role in logs and metric labels.
+    pub name: &'static str,
 }
 
 impl ClientContext for Observed {
@@ -79,9 +88,21 @@ pub fn client_config(settings: &KafkaSettings, role: Role, instance: &str) -> Cl
     let mut c = ClientConfig::new();
     c.set("client.id", format!("breakwater-{instance}"));
     match role {
+        Role::Restore => {
+            c.set("auto.offset.reset", "earliest");
+            c.set("enable.partition.eof", "false");
+            // Big fetches, and no waiting for more data: the partitions are
+            // read once, to a marker that is already there.
+            c.set("fetch.wait.max.ms", "10");
+            c.set("max.partition.fetch.bytes", "16777216");
+            c.set("fetch.max.bytes", "67108864");
+            c.set("queued.max.messages.kbytes", "262144");
+        }
         Role::Group | Role::Table => {
             c.set("auto.offset.reset", "earliest");
             c.set("enable.partition.eof", "false");
+            // Incremental rebalances: only partitions that change owner stop.
+            c.set("partition.assignment.strategy", "cooperative-sticky");
         }
         Role::Producer => {
             c.set("enable.idempotence", "true");
@@ -90,7 +111,9 @@ pub fn client_config(settings: &KafkaSettings, role: Role, instance: &str) -> Cl
         }
         Role::Admin => {}
     }
-    for (k, v) in settings.client_properties(matches!(role, Role::Group | Role::Table)) {
+    for (k, v) in
+        settings.client_properties(matches!(role, Role::Group | Role::Table | Role::Restore))
+    {
         c.set(k, v);
     }
     match role {
@@ -99,7 +122,7 @@ pub fn client_config(settings: &KafkaSettings, role: Role, instance: &str) -> Cl
             c.set("enable.auto.commit", "false");
             c.set("enable.auto.offset.store", "false");
         }
-        Role::Table => {
+        Role::Table | Role::Restore => {
             // Never joins or commits: a table is read whole by every instance.
             c.set(
                 "group.id",

@@ -24,9 +24,14 @@ use super::JobError;
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutRecord {
     pub topic: String,
+    /// Set for records that must land in one partition (an agent's
+    /// snapshot goes to its input partition's number, so a restore reads
+    /// one partition); otherwise the producer's partitioner picks by key.
+    pub partition: Option<i32>,
     /// The agent id for outputs; a dead letter keeps its input's key, if any.
-    pub key: Option<String>,
-    pub payload: Vec<u8>,
+    pub key: Option<Vec<u8>>,
+    /// `None` is a tombstone.
+    pub payload: Option<Vec<u8>>,
     pub headers: Vec<(&'static str, Vec<u8>)>,
 }
 
@@ -117,11 +122,16 @@ impl RecordCollector {
             let payload = std::mem::take(&mut record.payload);
             let copy = payload.clone();
             record.payload = payload;
-            let mut base = BaseRecord::with_opaque_to(&topic, record)
-                .payload(&copy)
-                .headers(headers);
+            let partition = record.partition;
+            let mut base = BaseRecord::with_opaque_to(&topic, record).headers(headers);
+            if let Some(p) = &copy {
+                base = base.payload(p);
+            }
             if let Some(k) = &key {
-                base = base.key(k.as_str());
+                base = base.key(k.as_slice());
+            }
+            if let Some(p) = partition {
+                base = base.partition(p);
             }
             match self.producer.send(base) {
                 Ok(()) => {
@@ -153,6 +163,26 @@ impl RecordCollector {
                 Err((e, _)) => return Err(JobError::kafka("producing an output record", e)),
             }
         }
+    }
+
+    /// Serves delivery reports without waiting, and sends again the records
+    /// the producer gave up on: between flushes, so that failures do not
+    /// pile up until the next checkpoint.
+    pub fn poll(&mut self) -> Result<(), JobError> {
+        self.producer.poll(Duration::ZERO);
+        let failed = std::mem::take(&mut *self.producer.context().failed.lock().expect("lock"));
+        if !failed.is_empty() {
+            tracing::warn!(
+                records = failed.len(),
+                error = %failed[0].1,
+                "output records were not acknowledged; sending them again"
+            );
+        }
+        for (record, _) in failed {
+            self.pending -= 1;
+            self.send(record)?;
+        }
+        Ok(())
     }
 
     /// Blocks until every record sent so far is acknowledged, resending

@@ -31,7 +31,7 @@ pub struct Source<'a> {
 /// let err = decode_json(bad).unwrap_err();
 /// let src = Source { topic: "agent.task.events", partition: 2, offset: 41 };
 /// let r = dead_letter("agent.task.events.dlq", Some(&b"a1"[..]), bad, &err, src, "i1");
-/// assert_eq!(r.payload, bad);
+/// assert_eq!(r.payload.as_deref(), Some(&bad[..]));
 /// let reason = &r.headers.iter().find(|(k, _)| *k == REASON_HEADER).unwrap().1;
 /// assert!(String::from_utf8_lossy(reason).contains("agent_id"));
 /// ```
@@ -45,8 +45,10 @@ pub fn dead_letter(
 ) -> OutRecord {
     OutRecord {
         topic: topic.to_string(),
-        key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
-        payload: payload.to_vec(),
+        partition: None,
+        // Unchanged, even when it is not UTF-8.
+        key: key.map(<[u8]>::to_vec),
+        payload: Some(payload.to_vec()),
         headers: vec![
             (REASON_HEADER, error.to_string().into_bytes()),
             (KIND_HEADER, kind(error).as_bytes().to_vec()),

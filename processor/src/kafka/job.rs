@@ -1,36 +1,34 @@
-//! The consume → process → produce → commit loop.
+//! The consume → process → produce → checkpoint loop.
 //!
 //! Each turn: take a batch of records (waiting at most `poll_interval` for
 //! the first), decode them (dead-lettering what does not decode), run each
-//! partition's events through its engine on the wall clock, fire the
-//! engines' timers (so a breaker half-opens on time with no traffic),
-//! write periodic snapshots, then wait until the broker has acknowledged
-//! every output and only then commit the batch's offsets.
+//! partition's events through its engine, fire the engines' timers (on the
+//! wall clock, so a breaker half-opens on time with no traffic) and send
+//! the outputs. Every `snapshot_interval` a checkpoint snapshots the
+//! changed agents, waits until the broker has acknowledged every output
+//! and only then commits the input offsets (see [`super::stream`]).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::admin::AdminClient;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::BaseProducer;
-use rdkafka::{Offset, TopicPartitionList};
 
 use super::client::{client_config, redacted, ClientHealth, Observed, Role};
-use super::codec::{Codec, CONTENT_TYPE_HEADER, INSTANCE_HEADER, SCHEMA_HEADER};
-use super::collector::{Delivery, OutRecord, RecordCollector};
-use super::dead_letter::{dead_letter, kind, Source};
-use super::tables::{TableUpdate, Tables};
-use super::tasks::{Assignment, GroupContext, StreamTask};
+use super::codec::Codec;
+use super::collector::{Delivery, RecordCollector};
+use super::restore::Restorer;
+use super::stream::{Polled, Sink, Stream};
+use super::tables::Tables;
+use super::tasks::GroupContext;
 use super::topics::ensure_topics;
 use super::JobError;
-use crate::config::{KafkaSettings, SloConfig, Topics};
-use crate::decode::DecodeError;
-use crate::engine::{Clock, Engine};
-use crate::event::{TaskEvent, TimestampMs};
-use crate::output::{Output, SnapshotTrigger};
+use crate::config::{KafkaSettings, SloConfig};
+use crate::event::TimestampMs;
+use crate::output::SnapshotTrigger;
 
 /// Live counters of a running job, for tests, logs and the HTTP API.
 #[derive(Debug, Default)]
@@ -47,10 +45,20 @@ pub struct JobStatus {
     pub partitions: AtomicU64,
     /// Errors reported by the Kafka clients.
     pub client_errors: AtomicU64,
+    /// Checkpoint commits that failed (and were retried).
+    pub commit_failures: AtomicU64,
+    /// Input events skipped because a restored agent already reflected them.
+    pub replayed: AtomicU64,
+    /// Agents restored from the snapshots topic.
+    pub restored_agents: AtomicU64,
+    /// Assigned partitions whose agents are still being restored.
+    pub restoring: AtomicU64,
+    /// Assigned and restored: what `/readyz` reports.
+    pub ready: AtomicBool,
 }
 
 impl JobStatus {
-    fn add(counter: &AtomicU64, n: u64) {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -88,6 +96,15 @@ impl Control {
     pub fn is_stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
+
+    pub fn is_aborted(&self) -> bool {
+        self.abort.load(Ordering::Relaxed)
+    }
+
+    /// Whether the instance owns its partitions with their state restored.
+    pub fn is_ready(&self) -> bool {
+        self.status.ready.load(Ordering::Relaxed)
+    }
 }
 
 /// What a run did, returned when it stops.
@@ -100,17 +117,8 @@ pub struct JobSummary {
     pub commits: u64,
 }
 
-/// One record taken from the consumer, with the task epoch it belongs to.
-struct Polled {
-    partition: i32,
-    offset: i64,
-    epoch: u64,
-    key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-}
-
 /// The wall clock, the only clock the live job reads.
-fn wall_ms() -> TimestampMs {
+pub(crate) fn wall_ms() -> TimestampMs {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as TimestampMs)
@@ -133,7 +141,7 @@ pub fn run(
     control: &Control,
 ) -> Result<JobSummary, JobError> {
     let instance = instance_id();
-    let mut codec = Codec::from_settings(settings)?;
+    let codec = Codec::from_settings(settings)?;
     let health = Arc::new(ClientHealth::default());
     let observed = |name| Observed {
         health: health.clone(),
@@ -157,9 +165,24 @@ pub fn run(
         "creating the producer",
         producer_config.create_with_context(Delivery::new(observed("producer"))),
     )?;
-    let mut collector = RecordCollector::new(producer, control.abort.clone());
+    let restore_consumer: BaseConsumer<Observed> = create(
+        "creating the restore consumer",
+        client_config(settings, Role::Restore, &instance).create_with_context(observed("restore")),
+    )?;
+    let sink = Sink {
+        topics: settings.topics.clone(),
+        instance: instance.clone(),
+        codec,
+        collector: RecordCollector::new(producer, control.abort.clone()),
+    };
+    let stream = Arc::new(Mutex::new(Stream::new(
+        sink,
+        Restorer::new(restore_consumer, &settings.topics.snapshots),
+        control.clone(),
+        slo,
+        settings.timers,
+    )));
 
-    let assignment = Arc::new(Mutex::new(Assignment::default()));
     let group_config = client_config(settings, Role::Group, &instance);
     tracing::info!(config = %redacted(&group_config), "consumer");
     let consumer: BaseConsumer<GroupContext> = create(
@@ -167,8 +190,7 @@ pub fn run(
         group_config.create_with_context(GroupContext {
             observed: observed("consumer"),
             events_topic: settings.topics.events.clone(),
-            slo: slo.clone(),
-            assignment: assignment.clone(),
+            stream: stream.clone(),
         }),
     )?;
     create(
@@ -187,50 +209,11 @@ pub fn run(
         wall_ms(),
     )?;
 
-    let mut turn = Turn {
-        topics: &settings.topics,
-        instance: &instance,
-        codec: &mut codec,
-        collector: &mut collector,
-        control,
-        status: &control.status,
-        out: Vec::new(),
-    };
-    let mut next_snapshot = wall_ms() + settings.snapshot_interval_ms;
-    let wait = Duration::from_millis(settings.poll_interval_ms as u64);
-    while !control.is_stopped() {
-        let batch = poll_batch(
-            &consumer,
-            &assignment,
-            settings.max_batch,
-            wait,
-            &control.status,
-        );
-        let now = wall_ms();
-        let mut a = assignment.lock().expect("assignment lock");
-        let owned = a.tasks.len() as u64;
-        control.status.partitions.store(owned, Ordering::Relaxed);
-        let updates = tables.poll();
-        let offsets = turn.process(&mut a, batch, &updates, &tables, now)?;
-        if now >= next_snapshot {
-            turn.snapshots(&mut a, now, SnapshotTrigger::Periodic)?;
-            next_snapshot = now + settings.snapshot_interval_ms;
-        }
-        drop(a);
-        turn.commit(&consumer, offsets, CommitMode::Async)?;
-        control
-            .status
-            .client_errors
-            .store(health.errors(), Ordering::Relaxed);
-    }
-
-    // Graceful stop: what is pending is flushed; changed agents get a
-    // snapshot so a restart loses nothing of their state.
-    let mut a = assignment.lock().expect("assignment lock");
-    turn.snapshots(&mut a, wall_ms(), SnapshotTrigger::Final)?;
-    drop(a);
-    turn.commit(&consumer, BTreeMap::new(), CommitMode::Sync)?;
+    let result = run_loop(settings, &consumer, &stream, &mut tables, &health, control);
+    // Leaving the group runs the revoke callback, which checkpoints again
+    // (a no-op after the final checkpoint) and must find the stream unlocked.
     consumer.unsubscribe();
+    result?;
     let s = &control.status;
     Ok(JobSummary {
         records: JobStatus::get(&s.records),
@@ -239,6 +222,49 @@ pub fn run(
         outputs: JobStatus::get(&s.outputs),
         commits: JobStatus::get(&s.commits),
     })
+}
+
+fn run_loop(
+    settings: &KafkaSettings,
+    consumer: &BaseConsumer<GroupContext>,
+    stream: &Mutex<Stream>,
+    tables: &mut Tables,
+    health: &ClientHealth,
+    control: &Control,
+) -> Result<(), JobError> {
+    let mut next_checkpoint = wall_ms() + settings.snapshot_interval_ms;
+    let wait = Duration::from_millis(settings.poll_interval_ms as u64);
+    while !control.is_stopped() {
+        let batch = poll_batch(consumer, stream, settings.max_batch, wait, health);
+        let now = wall_ms();
+        let mut s = stream.lock().expect("stream lock");
+        if let Some(e) = s.take_failure() {
+            return Err(e);
+        }
+        control
+            .status
+            .partitions
+            .store(s.partitions() as u64, Ordering::Relaxed);
+        let updates = tables.poll();
+        s.process(batch, &updates, tables, now)?;
+        if now >= next_checkpoint || s.commit_failed() {
+            s.checkpoint(consumer, None, SnapshotTrigger::Periodic, now)?;
+            next_checkpoint = now + settings.snapshot_interval_ms;
+        }
+        control
+            .status
+            .client_errors
+            .store(health.errors(), Ordering::Relaxed);
+    }
+    // Graceful stop: changed agents get a snapshot, every output is
+    // acknowledged and the input is committed, or the job says it is not.
+    let mut s = stream.lock().expect("stream lock");
+    s.final_checkpoint(consumer, wall_ms)?;
+    control
+        .status
+        .client_errors
+        .store(health.errors(), Ordering::Relaxed);
+    Ok(())
 }
 
 fn create<T>(what: &'static str, r: rdkafka::error::KafkaResult<T>) -> Result<T, JobError> {
@@ -250,10 +276,10 @@ fn create<T>(what: &'static str, r: rdkafka::error::KafkaResult<T>) -> Result<T,
 /// its partition's task as of the moment it was taken.
 fn poll_batch(
     consumer: &BaseConsumer<GroupContext>,
-    assignment: &Mutex<Assignment>,
+    stream: &Mutex<Stream>,
     max: usize,
     wait: Duration,
-    status: &JobStatus,
+    health: &ClientHealth,
 ) -> Vec<Polled> {
     let mut batch = Vec::new();
     let mut timeout = wait;
@@ -264,10 +290,7 @@ fn poll_batch(
         timeout = Duration::ZERO;
         match result {
             Ok(m) => {
-                let epoch = assignment
-                    .lock()
-                    .expect("assignment lock")
-                    .epoch(m.partition());
+                let epoch = stream.lock().expect("stream lock").epoch(m.partition());
                 if let Some(epoch) = epoch {
                     batch.push(Polled {
                         partition: m.partition(),
@@ -279,7 +302,7 @@ fn poll_batch(
                 }
             }
             Err(e) => {
-                JobStatus::add(&status.client_errors, 1);
+                health.record();
                 metrics::counter!("breakwater_consumer_errors_total").increment(1);
                 tracing::warn!(error = %e, "consumer error");
                 break;
@@ -287,215 +310,4 @@ fn poll_batch(
         }
     }
     batch
-}
-
-/// Everything one turn of the loop works with.
-struct Turn<'a> {
-    topics: &'a Topics,
-    instance: &'a str,
-    codec: &'a mut Codec,
-    collector: &'a mut RecordCollector,
-    control: &'a Control,
-    status: &'a JobStatus,
-    out: Vec<Output>,
-}
-
-impl Turn<'_> {
-    /// Applies table updates, the batch and the timers; returns the next
-    /// offset to commit per partition.
-    fn process(
-        &mut self,
-        a: &mut Assignment,
-        batch: Vec<Polled>,
-        updates: &[TableUpdate],
-        tables: &Tables,
-        now: TimestampMs,
-    ) -> Result<BTreeMap<i32, i64>, JobError> {
-        for task in a.tasks.values_mut() {
-            task.engine.advance_to(now, &mut self.out);
-            for u in updates {
-                apply(&mut task.engine, u, false, &mut self.out);
-            }
-        }
-        let mut events: BTreeMap<i32, Vec<TaskEvent>> = BTreeMap::new();
-        let mut offsets = BTreeMap::new();
-        JobStatus::add(&self.status.records, batch.len() as u64);
-        for r in batch {
-            if a.epoch(r.partition) != Some(r.epoch) {
-                continue; // revoked (and maybe re-assigned) since it was taken
-            }
-            offsets.insert(r.partition, r.offset + 1);
-            match self.decode(&r.payload)? {
-                Ok(e) => events.entry(r.partition).or_default().push(e),
-                Err(err) => {
-                    let source = Source {
-                        topic: &self.topics.events,
-                        partition: r.partition,
-                        offset: r.offset,
-                    };
-                    metrics::counter!("breakwater_dead_letters_total", "kind" => kind(&err))
-                        .increment(1);
-                    JobStatus::add(&self.status.dead_letters, 1);
-                    let dl = &self.topics.dead_letter;
-                    let rec = dead_letter(
-                        dl,
-                        r.key.as_deref(),
-                        &r.payload,
-                        &err,
-                        source,
-                        self.instance,
-                    );
-                    self.collector.send(rec)?;
-                }
-            }
-        }
-        for (p, evs) in events {
-            let task = a.tasks.get_mut(&p).expect("checked above");
-            let counted = task.engine.process_batch(&evs, Clock::Held, &mut self.out);
-            JobStatus::add(&self.status.events, counted as u64);
-            metrics::counter!("breakwater_events_total").increment(counted as u64);
-            new_agents(task, tables, &mut self.out);
-        }
-        self.emit()?;
-        Ok(offsets)
-    }
-
-    /// Decodes a record; while the schema registry is unreachable (which
-    /// says nothing about the record) waits and tries again rather than
-    /// dead-lettering a good record.
-    fn decode(&mut self, payload: &[u8]) -> Result<Result<TaskEvent, DecodeError>, JobError> {
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            match self.codec.decode(payload) {
-                Err(e) if e.is_transient() => {
-                    metrics::counter!("breakwater_registry_unavailable_total").increment(1);
-                    tracing::warn!(error = %e, "cannot decode yet: retrying in {backoff:?}");
-                    if self.control.is_stopped() {
-                        return Err(JobError::RegistryUnavailable(e.to_string()));
-                    }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-                decoded => return Ok(decoded),
-            }
-        }
-    }
-
-    /// Snapshots of the agents that changed since the last ones.
-    fn snapshots(
-        &mut self,
-        a: &mut Assignment,
-        now: TimestampMs,
-        _trigger: SnapshotTrigger,
-    ) -> Result<(), JobError> {
-        for task in a.tasks.values_mut() {
-            task.engine.advance_to(now, &mut self.out);
-            for s in task.engine.take_changed_snapshots() {
-                self.out.push(Output::BudgetSnapshot(Box::new(s)));
-            }
-        }
-        self.emit()
-    }
-
-    /// Sends what the engines produced.
-    fn emit(&mut self) -> Result<(), JobError> {
-        let n = self.out.len() as u64;
-        for o in self.out.drain(..) {
-            let topic = match &o {
-                Output::BreakerTransition(_) => &self.topics.breaker_state,
-                Output::Alert(_) => &self.topics.alerts,
-                Output::BudgetSnapshot(_) => &self.topics.snapshots,
-            };
-            let encoded = self.codec.encode(&o)?;
-            let record = OutRecord {
-                topic: topic.clone(),
-                key: Some(o.agent_id().to_string()),
-                payload: encoded.payload,
-                headers: vec![
-                    (SCHEMA_HEADER, encoded.schema_name.as_bytes().to_vec()),
-                    (INSTANCE_HEADER, self.instance.as_bytes().to_vec()),
-                    (
-                        CONTENT_TYPE_HEADER,
-                        encoded.content_type.as_bytes().to_vec(),
-                    ),
-                ],
-            };
-            self.collector.send(record)?;
-        }
-        JobStatus::add(&self.status.outputs, n);
-        Ok(())
-    }
-
-    /// Waits for every output to be acknowledged, then commits `offsets`.
-    fn commit(
-        &mut self,
-        consumer: &BaseConsumer<GroupContext>,
-        offsets: BTreeMap<i32, i64>,
-        mode: CommitMode,
-    ) -> Result<(), JobError> {
-        self.collector.flush()?;
-        if offsets.is_empty() {
-            if matches!(mode, CommitMode::Sync) {
-                // Whatever async commits are still in flight.
-                let _ = consumer.commit_consumer_state(CommitMode::Sync);
-            }
-            return Ok(());
-        }
-        let mut tpl = TopicPartitionList::new();
-        for (p, next) in offsets {
-            tpl.add_partition_offset(&self.topics.events, p, Offset::Offset(next))
-                .map_err(|e| JobError::kafka("building the commit", e))?;
-        }
-        if let Err(e) = consumer.store_offsets(&tpl) {
-            // A partition revoked since: its new owner re-reads the records.
-            tracing::warn!(error = %e, "storing offsets");
-        }
-        match consumer.commit_consumer_state(mode) {
-            Ok(()) => JobStatus::add(&self.status.commits, 1),
-            // Nothing stored (e.g. all revoked) is not a failure; a failed
-            // async commit is covered by the next one.
-            Err(e) => tracing::warn!(error = %e, "committing offsets"),
-        }
-        Ok(())
-    }
-}
-
-/// Applies a table update to `engine` if the agent is local there, or
-/// unconditionally when `new_agent` says it just became local.
-fn apply(engine: &mut Engine, u: &TableUpdate, new_agent: bool, out: &mut Vec<Output>) {
-    let agent = match u {
-        TableUpdate::Declared(d) => &d.agent_id,
-        TableUpdate::Command(c) => &c.agent_id,
-    };
-    if !new_agent && engine.agent(agent).is_none() {
-        return;
-    }
-    match u {
-        TableUpdate::Declared(d) => {
-            if let Err(e) = engine.declare(d.clone(), out) {
-                tracing::debug!(agent = %d.agent_id, version = %d.version, "declaration not applied: {e}");
-            }
-        }
-        TableUpdate::Command(c) => {
-            if engine.command(&c.agent_id, c.command, out) {
-                tracing::info!(agent = %c.agent_id, command = ?c.command, operator = ?c.operator, "operator command applied");
-            }
-        }
-    }
-}
-
-/// Gives agents that became local in this batch what the tables hold for them.
-fn new_agents(task: &mut StreamTask, tables: &Tables, out: &mut Vec<Output>) {
-    let ids: Vec<String> = task
-        .engine
-        .agent_ids()
-        .skip(task.known_agents)
-        .map(str::to_string)
-        .collect();
-    task.known_agents += ids.len();
-    for id in ids {
-        for u in tables.for_new_agent(&id) {
-            apply(&mut task.engine, &u, true, out);
-        }
-    }
 }

@@ -2,9 +2,11 @@
 //! the pure engine — clients, topics, the consume → process → produce →
 //! commit loop, tables, dead letters — and nothing the engine decides.
 //!
-//! Delivery is at-least-once: input offsets are committed only after every
-//! output the records caused has been acknowledged by the broker (see
-//! [`collector`]); outputs carry per-agent sequence numbers so consumers
+//! Delivery is at-least-once for outputs and exactly-once for counts:
+//! input offsets are committed only after every output the records caused,
+//! and a snapshot of every agent they changed, have been acknowledged by
+//! the broker (see [`stream`]); a restored agent skips the input its state
+//! already reflects; outputs carry per-agent sequence numbers so consumers
 //! drop repeats after a crash.
 
 pub mod client;
@@ -12,6 +14,8 @@ pub mod codec;
 pub mod collector;
 pub mod dead_letter;
 pub mod job;
+pub mod restore;
+pub mod stream;
 pub mod tables;
 pub mod tasks;
 pub mod topics;
@@ -44,6 +48,11 @@ pub enum JobError {
     Codec(String),
     /// Stopped while the schema registry was unreachable: the batch was
     /// not committed and will be re-read.
+    /// A graceful stop gave up (deadline or second signal) before the
+    /// input offsets were committed: the next run re-reads that input and
+    /// its restored agents skip what they already counted.
+    #[error("stopped before the input offsets could be committed; the next run re-reads uncommitted input")]
+    Uncommitted,
     #[error("stopped while the schema registry was unavailable ({0}); uncommitted input will be re-read")]
     RegistryUnavailable(String),
 }

@@ -1,23 +1,32 @@
 //! Stream tasks (Kafka Streams' word): one engine per assigned input
-//! partition, created when the group assigns the partition and dropped when
-//! it is revoked, so an agent's state lives exactly where its events arrive.
+//! partition, restored from the snapshots topic when the group assigns the
+//! partition and checkpointed when it is revoked, so an agent's state lives
+//! exactly where its events arrive and moves with its partition.
 //!
 //! The group's rebalance callbacks run inside `poll`, on the job's thread,
-//! between batches: the job flushes and commits at the end of every batch,
-//! so a revoked task never holds unacknowledged output or uncommitted work
-//! the next owner would miss.
+//! between batches. They lock the [`Stream`] the job loop works on (the loop
+//! never holds it while polling): a revoked task is checkpointed — its
+//! changed agents snapshotted, every output acknowledged, its offset
+//! committed — before the partition goes, and an assigned one is restored
+//! before any of its records is processed.
+//!
+//! The default assignor is cooperative-sticky: a rebalance moves only the
+//! partitions that change owner, and the others keep flowing.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
+use rdkafka::TopicPartitionList;
 
 use super::client::Observed;
-use crate::config::SloConfig;
+use super::stream::{clock_of_metadata, Stream};
 use crate::engine::Engine;
+use crate::event::TimestampMs;
 
 /// One assigned partition's engine and progress.
 pub struct StreamTask {
@@ -27,30 +36,25 @@ pub struct StreamTask {
     pub epoch: u64,
     /// Agents already checked against the declaration and command tables.
     pub known_agents: usize,
+    /// One past the last input record processed, if any was.
+    pub next_offset: Option<i64>,
+    /// The offset last committed by this task.
+    pub committed: Option<i64>,
 }
 
-/// The partitions this member owns.
-#[derive(Default)]
-pub struct Assignment {
-    pub tasks: BTreeMap<i32, StreamTask>,
-    next_epoch: u64,
-    /// Rebalances seen, for logs and tests.
-    pub rebalances: u64,
-}
-
-impl Assignment {
-    /// The epoch of `partition`'s task, if assigned.
-    pub fn epoch(&self, partition: i32) -> Option<u64> {
-        self.tasks.get(&partition).map(|t| t.epoch)
+impl StreamTask {
+    /// The offset to commit, if it moved since the last commit.
+    pub fn commit_due(&self) -> Option<i64> {
+        self.next_offset.filter(|&n| Some(n) != self.committed)
     }
 }
 
-/// The group member's context: keeps [`Assignment`] in step with the group.
+/// The group member's context: keeps the [`Stream`]'s tasks in step with
+/// the group.
 pub struct GroupContext {
     pub observed: Observed,
     pub events_topic: String,
-    pub slo: Arc<SloConfig>,
-    pub assignment: Arc<Mutex<Assignment>>,
+    pub stream: Arc<Mutex<Stream>>,
 }
 
 impl ClientContext for GroupContext {
@@ -63,36 +67,64 @@ impl ClientContext for GroupContext {
     }
 }
 
-impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let mut a = self.assignment.lock().expect("assignment lock");
-            for e in tpl.elements_for_topic(&self.events_topic) {
-                if a.tasks.remove(&e.partition()).is_some() {
-                    tracing::info!(partition = e.partition(), "partition revoked; task closed");
-                }
+impl GroupContext {
+    fn partitions(&self, rebalance: &Rebalance<'_>) -> Vec<i32> {
+        let tpl = match rebalance {
+            Rebalance::Assign(tpl) | Rebalance::Revoke(tpl) => tpl,
+            Rebalance::Error(_) => return Vec::new(),
+        };
+        tpl.elements_for_topic(&self.events_topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect()
+    }
+}
+
+impl GroupContext {
+    /// Each partition's stream time at its committed offset, from the
+    /// commit metadata the checkpoints write. A partition never committed
+    /// (or whose lookup fails, logged) has none: its engine starts at the
+    /// earliest time, as in a first run.
+    fn committed_clocks(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        partitions: &[i32],
+    ) -> BTreeMap<i32, TimestampMs> {
+        let mut tpl = TopicPartitionList::new();
+        for &p in partitions {
+            tpl.add_partition(&self.events_topic, p);
+        }
+        match consumer.committed_offsets(tpl, Duration::from_secs(30)) {
+            Ok(committed) => committed
+                .elements_for_topic(&self.events_topic)
+                .iter()
+                .filter_map(|e| Some((e.partition(), clock_of_metadata(e.metadata())?)))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the committed offsets' stream time");
+                BTreeMap::new()
             }
-            a.rebalances += 1;
-            metrics::gauge!("breakwater_assigned_partitions").set(a.tasks.len() as f64);
+        }
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(_) = rebalance {
+            let partitions = self.partitions(rebalance);
+            let lost = consumer.assignment_lost();
+            let mut stream = self.stream.lock().expect("stream lock");
+            stream.revoke(consumer, &partitions, lost);
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Assign(tpl) => {
-                let mut a = self.assignment.lock().expect("assignment lock");
-                for e in tpl.elements_for_topic(&self.events_topic) {
-                    let epoch = a.next_epoch;
-                    a.next_epoch += 1;
-                    a.tasks.entry(e.partition()).or_insert_with(|| StreamTask {
-                        engine: Engine::new(self.slo.clone()),
-                        epoch,
-                        known_agents: 0,
-                    });
-                    tracing::info!(partition = e.partition(), "partition assigned; task opened");
-                }
-                a.rebalances += 1;
-                metrics::gauge!("breakwater_assigned_partitions").set(a.tasks.len() as f64);
+            Rebalance::Assign(_) => {
+                let partitions = self.partitions(rebalance);
+                let clocks = self.committed_clocks(consumer, &partitions);
+                let mut stream = self.stream.lock().expect("stream lock");
+                stream.assign(&partitions, &clocks);
             }
             Rebalance::Error(e) => tracing::error!(error = %e, "rebalance failed"),
             Rebalance::Revoke(_) => {}

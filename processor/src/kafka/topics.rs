@@ -64,6 +64,7 @@ pub fn ensure_topics<C: ClientContext + 'static>(
         }
         create(admin, settings, &missing, &opts, &mut report)?;
     }
+    check_state_partitions(admin, settings)?;
     match admin_api {
         Ok(()) => check_compaction(admin, settings, &opts, &mut report),
         Err(why) => report
@@ -219,6 +220,39 @@ fn check_compaction<C: ClientContext + 'static>(
             .warnings
             .push(format!("could not describe topic configs: {e}")),
     }
+}
+
+/// An input partition's agents are snapshotted to the snapshots partition
+/// with the same number (and restored from it), so the snapshots topic
+/// needs at least as many partitions as the events topic.
+fn check_state_partitions<C: ClientContext + 'static>(
+    admin: &AdminClient<C>,
+    settings: &KafkaSettings,
+) -> Result<(), JobError> {
+    let md = admin
+        .inner()
+        .fetch_metadata(None, ADMIN_TIMEOUT)
+        .map_err(|e| JobError::kafka("fetching metadata", e))?;
+    let count = |name: &str| {
+        md.topics()
+            .iter()
+            .find(|t| t.name() == name)
+            .map_or(0, |t| t.partitions().len())
+    };
+    let (events, snapshots) = (
+        count(&settings.topics.events),
+        count(&settings.topics.snapshots),
+    );
+    if snapshots < events {
+        return Err(JobError::Topic {
+            topic: settings.topics.snapshots.clone(),
+            reason: format!(
+                "has {snapshots} partitions but {} has {events}: the snapshots topic needs at least as many partitions as the events topic (each input partition's agents are saved in the snapshots partition of the same number)",
+                settings.topics.events
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Partition count of `topic`, from the cluster's metadata.

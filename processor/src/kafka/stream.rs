@@ -1,0 +1,516 @@
+//! The stream processing of one instance: its tasks, and the output side
+//! they share. The job loop feeds it batches; the rebalance callbacks
+//! assign (restore) and revoke (checkpoint) its tasks.
+//!
+//! **Checkpoints make recovery exact without transactions.** Every
+//! snapshot interval (and before a partition is revoked, and at a graceful
+//! stop) a checkpoint snapshots every changed agent — public snapshot in
+//! the value, engine state and input position in headers — waits until the
+//! broker acknowledged every output, then commits each partition's input
+//! offset. After a crash the new owner restores the agents from their
+//! snapshots and re-reads input from the committed offset; each agent skips
+//! the events its restored state already reflects, so every event is
+//! counted exactly once. Outputs produced between the last checkpoint and
+//! the crash may be produced again: they carry the same sequence numbers.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::codec::{Codec, CONTENT_TYPE_HEADER, INSTANCE_HEADER, SCHEMA_HEADER};
+use super::collector::{OutRecord, RecordCollector};
+use super::dead_letter::{dead_letter, kind, Source};
+use super::job::{Control, JobStatus};
+use super::restore::{rebuild, Restorer, POSITION_HEADER, STATE_HEADER};
+use super::tables::{TableUpdate, Tables};
+use super::tasks::{GroupContext, StreamTask};
+use super::JobError;
+use crate::config::{SloConfig, TimerClock, Topics};
+use crate::decode::DecodeError;
+use crate::engine::{Clock, Engine};
+use crate::event::{TaskEvent, TimestampMs};
+use crate::output::{Output, SnapshotTrigger};
+
+/// One record taken from the consumer, with the task epoch it belongs to.
+pub struct Polled {
+    pub partition: i32,
+    pub offset: i64,
+    pub epoch: u64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+}
+
+/// Where outputs go: encoded, given headers, handed to the collector.
+pub struct Sink {
+    pub topics: Topics,
+    pub instance: String,
+    pub codec: Codec,
+    pub collector: RecordCollector,
+}
+
+impl Sink {
+    /// Sends what `engine` (the task of `partition`) produced. Budget
+    /// snapshots carry the agent's engine state and input position, and go
+    /// to the snapshots partition numbered like the input partition.
+    fn emit(
+        &mut self,
+        partition: i32,
+        engine: &Engine,
+        out: &mut Vec<Output>,
+        status: &JobStatus,
+    ) -> Result<(), JobError> {
+        let n = out.len() as u64;
+        for o in out.drain(..) {
+            let encoded = self.codec.encode(&o)?;
+            let mut record = OutRecord {
+                topic: String::new(),
+                partition: None,
+                key: Some(o.agent_id().as_bytes().to_vec()),
+                payload: Some(encoded.payload),
+                headers: vec![
+                    (SCHEMA_HEADER, encoded.schema_name.as_bytes().to_vec()),
+                    (INSTANCE_HEADER, self.instance.as_bytes().to_vec()),
+                    (
+                        CONTENT_TYPE_HEADER,
+                        encoded.content_type.as_bytes().to_vec(),
+                    ),
+                ],
+            };
+            record.topic = match &o {
+                Output::BreakerTransition(_) => self.topics.breaker_state.clone(),
+                Output::Alert(_) => self.topics.alerts.clone(),
+                Output::BudgetSnapshot(s) => {
+                    record.partition = Some(partition);
+                    if let (Some(state), Some(position)) = (
+                        engine.export_agent(&s.agent_id),
+                        engine.position(&s.agent_id),
+                    ) {
+                        record.headers.push((STATE_HEADER, state));
+                        record
+                            .headers
+                            .push((POSITION_HEADER, position.to_string().into_bytes()));
+                    }
+                    self.topics.snapshots.clone()
+                }
+            };
+            self.collector.send(record)?;
+        }
+        JobStatus::add(&status.outputs, n);
+        Ok(())
+    }
+}
+
+/// The tasks of this instance and everything they write with.
+pub struct Stream {
+    pub sink: Sink,
+    restorer: Restorer,
+    control: Control,
+    slo: Arc<SloConfig>,
+    timers: TimerClock,
+    tasks: BTreeMap<i32, StreamTask>,
+    next_epoch: u64,
+    out: Vec<Output>,
+    /// A commit failed: the next turn tries again, even with no new input.
+    commit_failed: bool,
+    /// An error in a rebalance callback, which cannot return one: the job
+    /// loop picks it up after `poll`.
+    failed: Option<JobError>,
+}
+
+impl Stream {
+    pub fn new(
+        sink: Sink,
+        restorer: Restorer,
+        control: Control,
+        slo: Arc<SloConfig>,
+        timers: TimerClock,
+    ) -> Self {
+        Stream {
+            sink,
+            restorer,
+            control,
+            slo,
+            timers,
+            tasks: BTreeMap::new(),
+            next_epoch: 0,
+            out: Vec::new(),
+            commit_failed: false,
+            failed: None,
+        }
+    }
+
+    /// The epoch of `partition`'s task, if assigned.
+    pub fn epoch(&self, partition: i32) -> Option<u64> {
+        self.tasks.get(&partition).map(|t| t.epoch)
+    }
+
+    pub fn partitions(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// An error a rebalance callback ran into, once.
+    pub fn take_failure(&mut self) -> Option<JobError> {
+        self.failed.take()
+    }
+
+    pub fn commit_failed(&self) -> bool {
+        self.commit_failed
+    }
+
+    /// Applies table updates, the batch and (on the wall clock) the timers.
+    pub fn process(
+        &mut self,
+        batch: Vec<Polled>,
+        updates: &[TableUpdate],
+        tables: &Tables,
+        now: TimestampMs,
+    ) -> Result<(), JobError> {
+        let wall = self.timers == TimerClock::WallClock;
+        for (&p, task) in self.tasks.iter_mut() {
+            if wall {
+                task.engine.advance_to(now, &mut self.out);
+            }
+            for u in updates {
+                apply(&mut task.engine, u, false, &mut self.out);
+            }
+            self.sink
+                .emit(p, &task.engine, &mut self.out, &self.control.status)?;
+        }
+        JobStatus::add(&self.control.status.records, batch.len() as u64);
+        let mut events: BTreeMap<i32, (Vec<TaskEvent>, Vec<i64>)> = BTreeMap::new();
+        for r in batch {
+            let Some(task) = self.tasks.get_mut(&r.partition) else {
+                continue;
+            };
+            if task.epoch != r.epoch {
+                continue; // revoked (and maybe re-assigned) since it was taken
+            }
+            task.next_offset = Some(r.offset + 1);
+            match decode(&mut self.sink.codec, &self.control, &r.payload)? {
+                Ok(e) => {
+                    let (evs, offs) = events.entry(r.partition).or_default();
+                    evs.push(e);
+                    offs.push(r.offset);
+                }
+                Err(err) => {
+                    let source = Source {
+                        topic: &self.sink.topics.events,
+                        partition: r.partition,
+                        offset: r.offset,
+                    };
+                    metrics::counter!("breakwater_dead_letters_total", "kind" => kind(&err))
+                        .increment(1);
+                    JobStatus::add(&self.control.status.dead_letters, 1);
+                    let rec = dead_letter(
+                        &self.sink.topics.dead_letter,
+                        r.key.as_deref(),
+                        &r.payload,
+                        &err,
+                        source,
+                        &self.sink.instance,
+                    );
+                    self.sink.collector.send(rec)?;
+                }
+            }
+        }
+        let clock = if wall { Clock::Held } else { Clock::EventTime };
+        for (p, (evs, offs)) in events {
+            let task = self.tasks.get_mut(&p).expect("checked above");
+            let replayed_before = task.engine.stats().replayed;
+            let counted = task
+                .engine
+                .process_batch_at(&evs, &offs, clock, &mut self.out);
+            let replayed = task.engine.stats().replayed - replayed_before;
+            JobStatus::add(&self.control.status.events, counted as u64);
+            JobStatus::add(&self.control.status.replayed, replayed);
+            metrics::counter!("breakwater_events_total").increment(counted as u64);
+            metrics::counter!("breakwater_events_replayed_total").increment(replayed);
+            new_agents(task, tables, &mut self.out);
+            self.sink
+                .emit(p, &task.engine, &mut self.out, &self.control.status)?;
+        }
+        self.sink.collector.poll()
+    }
+
+    /// Snapshots the changed agents of `partitions` (all when `None`),
+    /// waits for every output to be acknowledged, then commits their input
+    /// offsets. Returns whether the commit went through (a failed one is
+    /// retried by the next checkpoint; nothing is lost meanwhile, the
+    /// input is only read again).
+    pub fn checkpoint(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        partitions: Option<&[i32]>,
+        trigger: SnapshotTrigger,
+        now: TimestampMs,
+    ) -> Result<bool, JobError> {
+        let wall = self.timers == TimerClock::WallClock;
+        let mut tpl = TopicPartitionList::new();
+        let mut due = Vec::new();
+        for (&p, task) in self.tasks.iter_mut() {
+            if partitions.is_some_and(|ps| !ps.contains(&p)) {
+                continue;
+            }
+            if wall {
+                task.engine.advance_to(now, &mut self.out);
+            }
+            for mut s in task.engine.take_changed_snapshots() {
+                s.trigger = trigger;
+                self.out.push(Output::BudgetSnapshot(Box::new(s)));
+            }
+            self.sink
+                .emit(p, &task.engine, &mut self.out, &self.control.status)?;
+            if let Some(next) = task.commit_due() {
+                let mut elem = tpl.add_partition(&self.sink.topics.events, p);
+                elem.set_offset(Offset::Offset(next))
+                    .map_err(|e| JobError::kafka("building the commit", e))?;
+                // The stream time at this offset, for the engine a restore
+                // rebuilds (Kafka Streams keeps it here too).
+                elem.set_metadata(clock_metadata(task.engine.clock()));
+                due.push((p, next));
+            }
+        }
+        self.sink.collector.flush()?;
+        if due.is_empty() {
+            self.commit_failed = false;
+            return Ok(true);
+        }
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
+                for (p, next) in due {
+                    if let Some(t) = self.tasks.get_mut(&p) {
+                        t.committed = Some(next);
+                    }
+                }
+                JobStatus::add(&self.control.status.commits, 1);
+                self.commit_failed = false;
+                Ok(true)
+            }
+            Err(e) => {
+                metrics::counter!("breakwater_commit_failures_total").increment(1);
+                JobStatus::add(&self.control.status.commit_failures, 1);
+                tracing::warn!(error = %e, "committing input offsets failed; will retry");
+                self.commit_failed = true;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The last checkpoint of a graceful stop: retried until it commits or
+    /// the job is aborted (second signal or shutdown deadline).
+    pub fn final_checkpoint(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        now: impl Fn() -> TimestampMs,
+    ) -> Result<(), JobError> {
+        let mut backoff = Duration::from_millis(100);
+        while !self.checkpoint(consumer, None, SnapshotTrigger::Final, now())? {
+            if self.control.is_aborted() {
+                return Err(JobError::Uncommitted);
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+        Ok(())
+    }
+
+    /// Partitions leave: checkpoint their tasks, then drop them. When the
+    /// assignment was lost (the member was dropped from the group) the
+    /// commit fails, but the snapshots still land and keep the next owner
+    /// from counting anything twice.
+    pub fn revoke(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        partitions: &[i32],
+        lost: bool,
+    ) {
+        if self.failed.is_none() {
+            let now = super::job::wall_ms();
+            match self.checkpoint(consumer, Some(partitions), SnapshotTrigger::Final, now) {
+                Ok(true) => {}
+                Ok(false) if lost => tracing::info!(
+                    ?partitions,
+                    "assignment lost: the next owner re-reads from the last committed offsets"
+                ),
+                Ok(false) => {}
+                Err(e) => self.failed = Some(e),
+            }
+        }
+        for p in partitions {
+            if self.tasks.remove(p).is_some() {
+                tracing::info!(partition = p, "partition revoked; task closed");
+            }
+        }
+        metrics::counter!("breakwater_rebalances_total").increment(1);
+        metrics::gauge!("breakwater_assigned_partitions").set(self.tasks.len() as f64);
+    }
+
+    /// Partitions arrive: restore their agents from the snapshots topic
+    /// before any of their input is processed. The snapshots partitions are
+    /// read in one pass; each partition's engine is rebuilt on its own
+    /// thread (engines share nothing).
+    ///
+    /// `clocks` holds each partition's stream time at its committed offset
+    /// (from the commit's metadata), where the re-read resumes.
+    pub fn assign(&mut self, partitions: &[i32], clocks: &BTreeMap<i32, TimestampMs>) {
+        let status = self.control.status.clone();
+        let new: Vec<i32> = partitions
+            .iter()
+            .copied()
+            .filter(|p| !self.tasks.contains_key(p))
+            .collect();
+        if self.failed.is_none() && !new.is_empty() {
+            status.ready.store(false, Ordering::Relaxed);
+            status.restoring.store(new.len() as u64, Ordering::Relaxed);
+            let started = std::time::Instant::now();
+            match self.restore(&new, clocks) {
+                Ok(tasks) => {
+                    let secs = started.elapsed().as_secs_f64();
+                    metrics::histogram!("breakwater_restore_duration_seconds").record(secs);
+                    for (p, task) in tasks {
+                        let agents = task.engine.len();
+                        JobStatus::add(&status.restored_agents, agents as u64);
+                        let stream_time = clocks.get(&p);
+                        tracing::info!(
+                            partition = p,
+                            agents,
+                            ?stream_time,
+                            seconds = secs,
+                            "partition assigned; agents restored"
+                        );
+                        self.tasks.insert(p, task);
+                    }
+                }
+                Err(e) => self.failed = Some(e),
+            }
+            status.restoring.store(0, Ordering::Relaxed);
+        }
+        status.ready.store(self.failed.is_none(), Ordering::Relaxed);
+        metrics::gauge!("breakwater_assigned_partitions").set(self.tasks.len() as f64);
+    }
+
+    fn restore(
+        &mut self,
+        partitions: &[i32],
+        clocks: &BTreeMap<i32, TimestampMs>,
+    ) -> Result<Vec<(i32, StreamTask)>, JobError> {
+        let first_epoch = self.next_epoch;
+        self.next_epoch += partitions.len() as u64;
+        let marker = format!("{}.{first_epoch}", self.sink.instance);
+        let control = self.control.clone();
+        let (mut saved, report) =
+            self.restorer
+                .read(partitions, &marker, &mut self.sink.collector, &|| {
+                    control.is_aborted()
+                })?;
+        tracing::debug!(
+            records = report.records,
+            bytes = report.bytes,
+            agents = report.agents,
+            "snapshots read"
+        );
+        let engines = rebuild(&self.slo, partitions, &mut saved, clocks);
+        Ok(engines
+            .into_iter()
+            .enumerate()
+            .map(|(i, (p, engine))| {
+                let task = StreamTask {
+                    known_agents: engine.len(),
+                    engine,
+                    epoch: first_epoch + i as u64,
+                    next_offset: None,
+                    committed: None,
+                };
+                (p, task)
+            })
+            .collect())
+    }
+}
+
+const CLOCK_METADATA: &str = "breakwater/1 clock=";
+
+/// The offset commit metadata recording the stream time `clock`.
+pub fn clock_metadata(clock: TimestampMs) -> String {
+    format!("{CLOCK_METADATA}{clock}")
+}
+
+/// The stream time in a commit's metadata, if it is ours.
+///
+/// ```
+/// use breakwater::kafka::stream::{clock_metadata, clock_of_metadata};
+/// assert_eq!(clock_of_metadata(&clock_metadata(1_700_000_000_000)), Some(1_700_000_000_000));
+/// assert_eq!(clock_of_metadata(""), None);
+/// ```
+pub fn clock_of_metadata(metadata: &str) -> Option<TimestampMs> {
+    metadata.strip_prefix(CLOCK_METADATA)?.parse().ok()
+}
+
+/// Decodes a record; while the schema registry is unreachable (which says
+/// nothing about the record) waits and tries again rather than
+/// dead-lettering a good record.
+fn decode(
+    codec: &mut Codec,
+    control: &Control,
+    payload: &[u8],
+) -> Result<Result<TaskEvent, DecodeError>, JobError> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match codec.decode(payload) {
+            Err(e) if e.is_transient() => {
+                metrics::counter!("breakwater_registry_unavailable_total").increment(1);
+                tracing::warn!(error = %e, "cannot decode yet: retrying in {backoff:?}");
+                if control.is_stopped() {
+                    return Err(JobError::RegistryUnavailable(e.to_string()));
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            decoded => return Ok(decoded),
+        }
+    }
+}
+
+/// Applies a table update to `engine` if the agent is local there, or
+/// unconditionally when `new_agent` says it just became local.
+fn apply(engine: &mut Engine, u: &TableUpdate, new_agent: bool, out: &mut Vec<Output>) {
+    let agent = match u {
+        TableUpdate::Declared(d) => &d.agent_id,
+        TableUpdate::Command(c) => &c.agent_id,
+    };
+    if !new_agent && engine.agent(agent).is_none() {
+        return;
+    }
+    match u {
+        TableUpdate::Declared(d) => {
+            if let Err(e) = engine.declare(d.clone(), out) {
+                tracing::debug!(agent = %d.agent_id, version = %d.version, "declaration not applied: {e}");
+            }
+        }
+        TableUpdate::Command(c) => {
+            if engine.command(&c.agent_id, c.command, out) {
+                tracing::info!(agent = %c.agent_id, command = ?c.command, operator = ?c.operator, "operator command applied");
+            }
+        }
+    }
+}
+
+/// Gives agents first seen in this batch what the tables hold for them
+/// (restored agents already carry it in their state).
+fn new_agents(task: &mut StreamTask, tables: &Tables, out: &mut Vec<Output>) {
+    let ids: Vec<String> = task
+        .engine
+        .agent_ids()
+        .skip(task.known_agents)
+        .map(str::to_string)
+        .collect();
+    task.known_agents += ids.len();
+    for id in ids {
+        for u in tables.for_new_agent(&id) {
+            apply(&mut task.engine, &u, true, out);
+        }
+    }
+}
