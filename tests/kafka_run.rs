@@ -183,3 +183,49 @@ fn garbage_goes_to_the_dead_letter_topic_while_good_events_flow() {
     let summary = job.stop();
     assert_eq!((summary.events, summary.dead_letters), (101, 7));
 }
+
+/// A job that takes over partitions restores their agents from the
+/// snapshots topic before it reports ready, and goes on counting from
+/// their state: an agent with 10 events before the restart has 11 after
+/// one more, not 1.
+#[test]
+fn a_restarted_job_restores_its_agents_before_it_reports_ready() {
+    let broker = Broker::start();
+    let slo = "defaults: {breaker: {min_calls: 1000000}}";
+    let first = RunningJob::start(&broker.bootstrap(), slo);
+    assert!(first.control.is_ready(), "owns its partitions, restored");
+    let settings = first.settings.clone();
+    let agents = ["agent-a", "agent-b", "agent-c"];
+    let t0 = now_ms() - 60_000;
+    let before: Vec<_> = (0..10)
+        .flat_map(|i| agents.map(|a| event(&format!("{a}-{i}"), a, t0 + i, "SUCCESS")))
+        .collect();
+    broker.produce(&settings.topics.events, &before);
+    first.wait_until("30 events counted", |s| JobStatus::get(&s.events) == 30);
+    first.stop();
+
+    let second = RunningJob::spawn(settings.clone(), slo);
+    assert!(
+        !second.control.is_ready(),
+        "not ready before it owns restored partitions"
+    );
+    second.wait_until("ready with the agents restored", |s| {
+        s.ready.load(std::sync::atomic::Ordering::Relaxed)
+            && JobStatus::get(&s.restored_agents) == 3
+    });
+    let after: Vec<_> = agents
+        .map(|a| event(&format!("{a}-after"), a, t0 + 100, "SUCCESS"))
+        .to_vec();
+    broker.produce(&settings.topics.events, &after);
+    second.wait_until("3 more events counted", |s| JobStatus::get(&s.events) == 3);
+    let summary = second.stop();
+    assert_eq!(summary.events, 3, "nothing counted twice: {summary:?}");
+
+    let mut snaps = Watch::new(&broker.bootstrap(), &settings.topics.snapshots);
+    snaps.until("every agent's snapshot with 11 tasks", |rs| {
+        agents.iter().all(|a| {
+            rs.iter()
+                .any(|r| r.key_str() == *a && json_of(r)["tasks"] == 11)
+        })
+    });
+}

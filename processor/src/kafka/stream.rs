@@ -113,6 +113,8 @@ pub struct Stream {
     timers: TimerClock,
     tasks: BTreeMap<i32, StreamTask>,
     next_epoch: u64,
+    /// Random per run, for restore marker keys.
+    run_id: u64,
     out: Vec<Output>,
     /// A commit failed: the next turn tries again, even with no new input.
     commit_failed: bool,
@@ -137,6 +139,7 @@ impl Stream {
             timers,
             tasks: BTreeMap::new(),
             next_epoch: 0,
+            run_id: random_u64(),
             out: Vec::new(),
             commit_failed: false,
             failed: None,
@@ -400,7 +403,10 @@ impl Stream {
     ) -> Result<Vec<(i32, StreamTask)>, JobError> {
         let first_epoch = self.next_epoch;
         self.next_epoch += partitions.len() as u64;
-        let marker = format!("{}.{first_epoch}", self.sink.instance);
+        // Unique across runs too: an instance id (host and pid) repeats,
+        // e.g. pid 1 in containers, and an old run's marker must not end
+        // this restore early.
+        let marker = format!("{}.{:016x}.{first_epoch}", self.sink.instance, self.run_id);
         let control = self.control.clone();
         let (mut saved, report) =
             self.restorer
@@ -429,6 +435,18 @@ impl Stream {
             })
             .collect())
     }
+}
+
+/// A random number from the standard library's per-process hash keys.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 const CLOCK_METADATA: &str = "breakwater/1 clock=";
