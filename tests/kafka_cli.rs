@@ -40,8 +40,9 @@ impl Setup {
     fn new(broker: &Broker, slo: &str, extra_kafka: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let group = harness::unique_group("cli");
+        // HTTP on any free port: tests run side by side.
         let yaml = format!(
-            "{slo}\nkafka:\n  brokers: \"{}\"\n  group_id: {group}\n  partitions: 3\n  \
+            "{slo}\nhttp: {{listen: \"127.0.0.1:0\"}}\nkafka:\n  brokers: \"{}\"\n  group_id: {group}\n  partitions: 3\n  \
              snapshot_interval: 1s\n  properties: {{session.timeout.ms: 2000, heartbeat.interval.ms: 500}}\n{extra_kafka}",
             broker.bootstrap()
         );
@@ -427,4 +428,156 @@ fn a_wrong_kafka_setting_fails_at_start_up_naming_the_key() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expected), "{yaml}: {err}");
     }
+}
+
+/// The address the job's HTTP server bound (`http.listen: 127.0.0.1:0`).
+fn http_addr(job: &Job) -> String {
+    let log = job.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("serving /metrics"))
+        .unwrap_or_else(|| panic!("no HTTP server in the log:\n{log}"));
+    let at = line.find("addr=").expect("addr field") + 5;
+    line[at..].split_whitespace().next().unwrap().to_string()
+}
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build(),
+    );
+    let mut r = agent
+        .get(&format!("http://{addr}{path}"))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = r.status().as_u16();
+    (status, r.body_mut().read_to_string().unwrap())
+}
+
+/// `/healthz`, `/readyz` and `/metrics` of a running job: ready once it
+/// owns its partitions, and the Prometheus exposition counts the events it
+/// processed, in the text format (every sample line is `name{labels} value`).
+#[test]
+fn the_job_serves_probes_and_prometheus_metrics() {
+    let broker = Broker::start();
+    let setup = Setup::new(&broker, "defaults: {breaker: {min_calls: 1000000}}", "");
+    let job = setup.start("http");
+    let addr = http_addr(&job);
+    assert_eq!(get(&addr, "/healthz").0, 200);
+    let deadline = Instant::now() + TIMEOUT;
+    while get(&addr, "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "never ready:\n{}", job.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let t = now_ms();
+    let events: Vec<_> = (0..25)
+        .map(|i| {
+            let e = json!({"event_id": format!("m{i}"), "agent_id": "metrics-agent", "timestamp": t + i,
+                "outcome": "SUCCESS", "latency_ms": 900, "tool_calls": 3, "hallucination": false});
+            ("metrics-agent".to_string(), e.to_string())
+        })
+        .collect();
+    harness::produce(&broker.bootstrap(), "agent.task.events", &events);
+    harness::produce(
+        &broker.bootstrap(),
+        "agent.task.events",
+        &[("metrics-agent", "not an event")],
+    );
+    let counted = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("breakwater_events_total"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    let metrics = loop {
+        let (status, text) = get(&addr, "/metrics");
+        assert_eq!(status, 200);
+        // The agent gauges are set at each snapshot interval (1 s here).
+        if counted(&text) == Some(25.0)
+            && text.contains("breakwater_agent_tasks{agent=\"metrics-agent\"} 25")
+            && text.contains("breakwater_dead_letters_total{")
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "events not in /metrics:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for line in metrics
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line.rsplit_once(' ').expect("`series value`");
+        assert!(series.starts_with("breakwater_"), "{line}");
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+    assert!(
+        metrics.contains("breakwater_agents{breaker_state=\"CLOSED\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("breakwater_agent_circuit_state{agent=\"metrics-agent\",state=\"CLOSED\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("breakwater_agent_task_success_ratio{agent=\"metrics-agent\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE breakwater_events_total counter"),
+        "{metrics}"
+    );
+    // deploy/grafana uses only metrics the job exports.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/grafana/breakwater.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut used = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("breakwater_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                used.insert(name);
+            }
+        }
+    }
+    assert!(used.len() > 15, "{used:?}");
+    let exported: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let missing: Vec<_> = used
+        .iter()
+        .filter(|n| !exported.contains(n.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard queries metrics the job does not export: {missing:?}\n{metrics}"
+    );
+
+    // Prometheus' own linter on the exposition, and a real server scraping it.
+    let (ok, lint) =
+        support::prometheus::promtool(Path::new("."), &["check", "metrics"], Some(&metrics));
+    assert!(ok, "promtool check metrics:\n{lint}\n{metrics}");
+    let prometheus = support::prometheus::Prometheus::start(&addr);
+    prometheus.wait_for(
+        "breakwater_agent_tasks{agent=\"metrics-agent\"}",
+        TIMEOUT,
+        |r| r[0]["value"][1] == "25",
+    );
+    prometheus.wait_for("breakwater_events_total", TIMEOUT, |r| {
+        r[0]["value"][1] == "25"
+    });
+    assert_eq!(job.terminate(), 26);
 }

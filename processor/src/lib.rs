@@ -16,7 +16,8 @@
 //!   single-object framing), with the headers that name them;
 //! - [`registry`]: a blocking client for a Confluent-compatible schema registry;
 //! - [`replay`]: the engine over a file, with timers on stream time;
-//! - [`generate`]: a seeded generator of realistic agent traffic.
+//! - [`generate`]: a seeded generator of realistic agent traffic;
+//! - [`chaos`]: scenario files, fault manifests and the chaos report.
 
 pub mod config;
 pub mod decode;
@@ -24,6 +25,7 @@ pub mod encode;
 pub mod engine;
 pub mod event;
 pub mod generate;
+pub mod http;
 pub mod kafka;
 pub mod output;
 pub mod registry;

@@ -5,5 +5,6 @@
 
 pub mod job;
 pub mod kafka;
+pub mod prometheus;
 pub mod python;
 pub mod recovery;

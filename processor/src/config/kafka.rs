@@ -114,6 +114,9 @@ pub struct KafkaSettings {
     pub wire: WireSettings,
     /// Which clock fires the engines' timers (`kafka.timers`).
     pub timers: TimerClock,
+    /// Which agents get their own metric series; set from the `http:`
+    /// section (see [`super::HttpSettings`]).
+    pub series: super::SeriesBudget,
 }
 
 /// The clock that fires breaker cooldowns, alert re-evaluation and
@@ -225,6 +228,7 @@ impl KafkaSettings {
             consumer_properties: properties(raw.consumer_properties),
             producer_properties: properties(raw.producer_properties),
             wire: WireSettings::from_section(raw.wire.as_ref(), "kafka.wire")?,
+            series: super::SeriesBudget::default(),
             timers: match raw.timers.as_deref() {
                 None | Some("wall_clock") => TimerClock::WallClock,
                 Some("event_time") => TimerClock::EventTime,

@@ -29,6 +29,7 @@
 //! [`SloId`] into [`SloConfig::slos`].
 
 mod file;
+mod http;
 mod kafka;
 mod matcher;
 mod raw;
@@ -39,6 +40,7 @@ mod validate;
 mod wire;
 
 pub use file::{ConfigError, SloConfig, SloId};
+pub use http::{HttpSettings, SeriesBudget, DEFAULT_LISTEN};
 pub use kafka::{is_secret, KafkaSettings, TimerClock, TopicCreation, Topics, ENV_PREFIX};
 pub use slo::*;
 pub use wire::{

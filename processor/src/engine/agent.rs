@@ -120,6 +120,12 @@ impl Agent {
         self.status
     }
 
+    /// Tasks in the budget window: the agent's traffic, e.g. to pick the
+    /// agents whose metrics get their own Prometheus series.
+    pub fn window_tasks(&self) -> u64 {
+        self.metrics.total().tasks
+    }
+
     pub fn alerts(&self) -> &AlertBook {
         &self.alerts
     }

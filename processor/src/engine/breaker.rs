@@ -203,12 +203,14 @@ impl CircuitBreaker {
 
     /// Seconds until the breaker half-opens; `None` unless OPEN.
     pub fn time_until_retry(&self, now: TimestampMs) -> Option<f64> {
-        self.retry_at().map(|r| (r - now).max(0) as f64 / 1000.0)
+        self.retry_at()
+            .map(|r| r.saturating_sub(now).max(0) as f64 / 1000.0)
     }
 
     /// Transitions into OPEN during the 24 h before `now`.
     pub fn opens_24h(&self, now: TimestampMs) -> u32 {
-        self.opens.iter().filter(|&&t| t > now - DAY_MS).count() as u32
+        let since = now.saturating_sub(DAY_MS);
+        self.opens.iter().filter(|&&t| t > since).count() as u32
     }
 
     /// When the window's counts or `circuit_opens_24h` next change with no
@@ -224,7 +226,8 @@ impl CircuitBreaker {
 
     /// Forgets open times older than 24 h before `now`.
     pub fn prune_opens(&mut self, now: TimestampMs) {
-        while self.opens.front().is_some_and(|&t| t <= now - DAY_MS) {
+        let before = now.saturating_sub(DAY_MS);
+        while self.opens.front().is_some_and(|&t| t <= before) {
             self.opens.pop_front();
         }
     }

@@ -143,9 +143,13 @@ pub fn run(
     let instance = instance_id();
     let codec = Codec::from_settings(settings)?;
     let health = Arc::new(ClientHealth::default());
-    let observed = |name| Observed {
-        health: health.clone(),
-        name,
+    let observed = |name| {
+        // Present at zero from the start, so dashboards and rates see it.
+        metrics::counter!("breakwater_kafka_client_errors_total", "client" => name).increment(0);
+        Observed {
+            health: health.clone(),
+            name,
+        }
     };
 
     let admin_config = client_config(settings, Role::Admin, &instance);
@@ -249,6 +253,7 @@ fn run_loop(
         s.process(batch, &updates, tables, now)?;
         if now >= next_checkpoint || s.commit_failed() {
             s.checkpoint(consumer, None, SnapshotTrigger::Periodic, now)?;
+            s.publish_gauges(&settings.series);
             next_checkpoint = now + settings.snapshot_interval_ms;
         }
         control

@@ -9,10 +9,12 @@
 //! already reflects; outputs carry per-agent sequence numbers so consumers
 //! drop repeats after a crash.
 
+pub mod catalog;
 pub mod client;
 pub mod codec;
 pub mod collector;
 pub mod dead_letter;
+pub mod gauges;
 pub mod job;
 pub mod restore;
 pub mod stream;

@@ -24,12 +24,13 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::codec::{Codec, CONTENT_TYPE_HEADER, INSTANCE_HEADER, SCHEMA_HEADER};
 use super::collector::{OutRecord, RecordCollector};
 use super::dead_letter::{dead_letter, kind, Source};
+use super::gauges;
 use super::job::{Control, JobStatus};
 use super::restore::{rebuild, Restorer, POSITION_HEADER, STATE_HEADER};
 use super::tables::{TableUpdate, Tables};
 use super::tasks::{GroupContext, StreamTask};
 use super::JobError;
-use crate::config::{SloConfig, TimerClock, Topics};
+use crate::config::{SeriesBudget, SloConfig, TimerClock, Topics};
 use crate::decode::DecodeError;
 use crate::engine::{Clock, Engine};
 use crate::event::{TaskEvent, TimestampMs};
@@ -301,6 +302,18 @@ impl Stream {
                 Ok(false)
             }
         }
+    }
+
+    /// Sets the agent SRE gauges from every owned engine (see [`gauges`]).
+    /// Every gauge is set on each call, so the exporter's idle timeout only
+    /// drops series of agents that left the exported set.
+    pub fn publish_gauges(&mut self, budget: &SeriesBudget) {
+        metrics::gauge!("breakwater_assigned_partitions").set(self.tasks.len() as f64);
+        let ready = if self.control.is_ready() { 1.0 } else { 0.0 };
+        metrics::gauge!("breakwater_ready").set(ready);
+        let mut engines: Vec<&mut Engine> =
+            self.tasks.values_mut().map(|t| &mut t.engine).collect();
+        gauges::publish(&mut engines, budget);
     }
 
     /// The last checkpoint of a graceful stop: retried until it commits or

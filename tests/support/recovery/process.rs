@@ -37,8 +37,9 @@ impl Deployment {
         broker.create_topic(SNAPSHOTS, partitions, true);
         let dir = tempfile::tempdir().expect("temp dir");
         let group = harness::unique_group("recovery");
+        // Any free port: instances run side by side.
         let mut yaml = format!(
-            "{slo}\nkafka:\n  brokers: \"{}\"\n  group_id: {group}\n  partitions: {partitions}\n  \
+            "{slo}\nhttp: {{listen: \"127.0.0.1:0\"}}\nkafka:\n  brokers: \"{}\"\n  group_id: {group}\n  partitions: {partitions}\n  \
              consumer_properties: {{session.timeout.ms: 2000, heartbeat.interval.ms: 500}}\n",
             broker.bootstrap()
         );

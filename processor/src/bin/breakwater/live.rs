@@ -7,12 +7,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_util::MetricKindMask;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
-use breakwater::config::{KafkaSettings, SloConfig};
+use breakwater::config::{HttpSettings, KafkaSettings, SloConfig};
 use breakwater::engine::accuracy::AccuracyDeclaration;
 use breakwater::engine::breaker::Command;
+use breakwater::http::{self, Probes};
 use breakwater::kafka::client::{client_config, Role};
 use breakwater::kafka::job::instance_id;
 use breakwater::kafka::{self, Control, OperatorCommand};
@@ -62,11 +65,56 @@ pub fn run_cmd(args: RunArgs) -> Result<()> {
     if let Some(g) = args.group_id {
         settings.group_id = g;
     }
+    let http = HttpSettings::from_section(config.http.as_ref()).context("the http section")?;
+    settings.series = http.series.clone();
     let control = Control::new();
+    let probes = Probes::new(control.clone());
+    // Gauges are set every snapshot interval; a series not set for three
+    // intervals (an agent no longer exported) is dropped.
+    let idle = Duration::from_millis(settings.snapshot_interval_ms as u64 * 3);
+    serve_http(&http, probes.clone(), idle)?;
     watch_signals(control.clone(), args.shutdown_timeout)?;
     tracing::info!(brokers = %settings.brokers, group = %settings.group_id, "starting");
-    let summary = kafka::run(&settings, Arc::new(config), &control).context("the streaming job")?;
+    let result = kafka::run(&settings, Arc::new(config), &control);
+    probes.job_ended();
+    let summary = result.context("the streaming job")?;
     tracing::info!(?summary, "stopped");
+    Ok(())
+}
+
+/// Installs the Prometheus recorder and serves `/metrics`, `/healthz` and
+/// `/readyz` on `http.listen` from a thread of its own. Binding happens
+/// here, so a port in use fails start-up naming the key.
+fn serve_http(http: &HttpSettings, probes: Probes, idle: Duration) -> Result<()> {
+    let handle = PrometheusBuilder::new()
+        .idle_timeout(MetricKindMask::GAUGE, Some(idle))
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    kafka::catalog::describe();
+    let Some(addr) = http.listen else {
+        return Ok(());
+    };
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("http.listen: cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, "serving /metrics, /healthz, /readyz");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the HTTP thread")?;
+    std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).expect("a bound listener");
+                if let Err(e) = http::serve(listener, http::router(probes, Some(handle))).await {
+                    tracing::error!(error = %e, "the HTTP server stopped");
+                }
+            })
+        })
+        .context("starting the HTTP thread")?;
     Ok(())
 }
 

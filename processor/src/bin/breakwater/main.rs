@@ -33,8 +33,10 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
+    // Colours only on a terminal: logs in files and collectors stay plain text.
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

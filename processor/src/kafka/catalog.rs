@@ -1,0 +1,148 @@
+//! Every metric `breakwater run` exports, with its help text: Prometheus
+//! tooling (`promtool check metrics`, Grafana) expects `# HELP` on each.
+//! Call [`describe`] once after installing a recorder.
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+
+/// Registers the help text and unit of every metric, and starts the
+/// unlabelled counters at zero so they exist before their first event
+/// (a rate over a series that appears late misses its first increments).
+pub fn describe() {
+    for name in [
+        "breakwater_events_total",
+        "breakwater_events_replayed_total",
+        "breakwater_output_delivery_failures_total",
+        "breakwater_consumer_errors_total",
+        "breakwater_commit_failures_total",
+        "breakwater_rebalances_total",
+        "breakwater_registry_unavailable_total",
+        "breakwater_restore_failures_total",
+        "breakwater_table_records_refused_total",
+        "breakwater_agent_series_omitted_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    // Processor health.
+    describe_counter!(
+        "breakwater_events_total",
+        "Task events counted by an engine."
+    );
+    describe_counter!(
+        "breakwater_events_replayed_total",
+        "Events re-read after a restore and skipped: the restored agent already counted them."
+    );
+    describe_counter!(
+        "breakwater_dead_letters_total",
+        "Input records sent to the dead-letter topic, by kind of failure."
+    );
+    describe_counter!(
+        "breakwater_output_records_total",
+        "Output records acknowledged by the broker, by topic."
+    );
+    describe_counter!(
+        "breakwater_output_delivery_failures_total",
+        "Output records the producer gave up on or that were refused (they are sent again)."
+    );
+    describe_counter!(
+        "breakwater_kafka_client_errors_total",
+        "Errors reported by the Kafka clients, by client."
+    );
+    describe_counter!(
+        "breakwater_consumer_errors_total",
+        "Errors returned by the group consumer's poll."
+    );
+    describe_counter!(
+        "breakwater_commit_failures_total",
+        "Offset commits that failed after a checkpoint (retried)."
+    );
+    describe_counter!("breakwater_rebalances_total", "Partition revocations seen.");
+    describe_counter!(
+        "breakwater_registry_unavailable_total",
+        "Decodes delayed because the schema registry was unreachable."
+    );
+    describe_counter!(
+        "breakwater_restore_failures_total",
+        "Agent states that could not be restored (the agent started afresh)."
+    );
+    describe_counter!(
+        "breakwater_table_records_refused_total",
+        "Declaration or command records refused when reading the tables."
+    );
+    describe_histogram!(
+        "breakwater_restore_duration_seconds",
+        Unit::Seconds,
+        "Time to restore the agents of newly assigned partitions."
+    );
+    describe_gauge!(
+        "breakwater_assigned_partitions",
+        "Input partitions owned by this instance."
+    );
+    describe_gauge!(
+        "breakwater_ready",
+        "1 when the instance owns its partitions with their agents restored."
+    );
+    // The fleet.
+    describe_gauge!(
+        "breakwater_agents",
+        "Agents tracked by this instance, by breaker state."
+    );
+    describe_gauge!(
+        "breakwater_agents_by_budget_status",
+        "Agents tracked by this instance, by error budget status."
+    );
+    describe_counter!(
+        "breakwater_agent_series_omitted_total",
+        "Agents left without per-agent series at a publication (the http.max_agent_series cap)."
+    );
+    // Per agent (bounded set, see http.max_agent_series).
+    describe_gauge!(
+        "breakwater_agent_tasks",
+        "Tasks in the agent's budget window."
+    );
+    describe_gauge!(
+        "breakwater_agent_task_success_ratio",
+        "Task success rate over the budget window."
+    );
+    describe_gauge!(
+        "breakwater_agent_availability_ratio",
+        "Availability over the budget window."
+    );
+    describe_gauge!(
+        "breakwater_agent_tool_calls_avg",
+        "Average tool calls per task."
+    );
+    describe_gauge!(
+        "breakwater_agent_latency_p99_seconds",
+        Unit::Seconds,
+        "p99 task latency over the budget window."
+    );
+    describe_gauge!(
+        "breakwater_agent_error_budget_remaining_ratio",
+        "Error budget remaining (1 = untouched, 0 = exhausted, negative = overspent)."
+    );
+    describe_gauge!(
+        "breakwater_agent_hallucination_ratio",
+        "Hallucination rate over the budget window."
+    );
+    describe_gauge!(
+        "breakwater_agent_policy_violation_ratio",
+        "Policy violations per tool call over the budget window."
+    );
+    describe_gauge!(
+        "breakwater_agent_delegation_depth_avg",
+        "Average sub-agent delegation depth."
+    );
+    describe_gauge!(
+        "breakwater_agent_circuit_state",
+        "1 for the agent's current breaker state, 0 for the others."
+    );
+    describe_gauge!(
+        "breakwater_agent_circuit_opens_24h",
+        "Times the breaker opened in the last 24 h."
+    );
+    describe_gauge!(
+        "breakwater_agent_time_until_retry_seconds",
+        Unit::Seconds,
+        "Time until an OPEN breaker half-opens."
+    );
+}
