@@ -529,6 +529,34 @@ fn the_job_serves_probes_and_prometheus_metrics() {
         metrics.contains("# TYPE breakwater_events_total counter"),
         "{metrics}"
     );
+    // The agents this instance owns.
+    let (status, body) = get(&addr, "/agents/metrics-agent");
+    assert_eq!(status, 200, "{body}");
+    let agent: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(agent["tasks"], 25, "{agent}");
+    assert_eq!(agent["task_success_rate"], 1.0, "{agent}");
+    assert_eq!(agent["budget_status"], "HEALTHY", "{agent}");
+    assert_eq!(agent["circuit_state"], "CLOSED", "{agent}");
+    assert_eq!(agent["retry_at"], Value::Null, "{agent}");
+    assert!(agent["recommendation"].is_string(), "{agent}");
+    let (status, body) = get(&addr, "/agents/nobody");
+    assert_eq!(status, 404, "{body}");
+    let missing: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(missing["owned_partitions"], json!([0, 1, 2]), "{missing}");
+    let list = |q: &str| -> Value {
+        let (status, body) = get(&addr, &format!("/agents{q}"));
+        assert_eq!(status, 200, "{q}: {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let closed = list("?state=CLOSED&status=HEALTHY&limit=10");
+    assert_eq!(closed["total"], 1, "{closed}");
+    assert_eq!(closed["agents"][0]["agent_id"], "metrics-agent", "{closed}");
+    assert_eq!(closed["next_offset"], Value::Null, "{closed}");
+    assert_eq!(list("?status=EXHAUSTED")["total"], 0);
+    assert_eq!(list("?state=OPEN")["agents"], json!([]));
+    assert_eq!(get(&addr, "/agents?status=BROKEN").0, 400);
+    assert_eq!(get(&addr, "/agents?limit=0").0, 400);
+
     // deploy/grafana uses only metrics the job exports.
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(

@@ -37,6 +37,7 @@ pub mod counts;
 pub mod dedup;
 pub mod plan;
 mod prefetch;
+pub mod query;
 mod restore;
 pub mod sketch;
 mod state;

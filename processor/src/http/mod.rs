@@ -1,5 +1,6 @@
-//! The HTTP surface of `breakwater run`: Prometheus `/metrics`, and the
-//! `/healthz` and `/readyz` probes a Kubernetes deployment wires up.
+//! The HTTP surface of `breakwater run`: Prometheus `/metrics`, the
+//! `/healthz` and `/readyz` probes a Kubernetes deployment wires up, and
+//! the agents this instance owns (`/agents`, `/agents/{id}`).
 //!
 //! A thin shell: it reads the job's [`Control`] and renders the metrics
 //! recorder; it decides nothing.
@@ -14,13 +15,18 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use serde_json::json;
 
+use crate::engine::breaker::StateName;
+use crate::engine::budget::BudgetStatus;
+use crate::kafka::query::Lookup;
 use crate::kafka::Control;
 
 /// What the probes look at.
@@ -59,6 +65,8 @@ pub fn router(probes: Probes, metrics: Option<PrometheusHandle>) -> Router {
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/agents", get(list_agents))
+        .route("/agents/{id}", get(get_agent))
         .with_state(AppState { probes, metrics })
 }
 
@@ -104,6 +112,90 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
             "not ready: joining the group or restoring agent state\n",
         )
     }
+}
+
+/// `GET /agents/{id}`: the seed's AgentMetrics view plus budget status,
+/// recommendation and retry time; 404 naming the partitions this instance
+/// owns when the agent is not among them.
+async fn get_agent(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match s.probes.control.query.agent(&id) {
+        Lookup::Found(status) => Json(*status).into_response(),
+        Lookup::NotHere { partitions } => (
+            StatusCode::NOT_FOUND,
+            Json(json!({
+                "error": format!("agent {id} is not tracked by this instance"),
+                "owned_partitions": partitions,
+                "hint": "an agent lives on the instance that owns its input partition; ask the others",
+            })),
+        )
+            .into_response(),
+        Lookup::NotRunning => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "the job is not running yet"})),
+        )
+            .into_response(),
+    }
+}
+
+/// Filters and page of `GET /agents`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    status: Option<BudgetStatus>,
+    state: Option<StateName>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+/// Most agents per page, and the default page size.
+const MAX_PAGE: usize = 1000;
+const DEFAULT_PAGE: usize = 100;
+
+/// `GET /agents?status=EXHAUSTED&state=OPEN&offset=0&limit=100`: this
+/// instance's agents sorted by id, filtered, one page at a time.
+async fn list_agents(
+    State(s): State<AppState>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(p) = match params {
+        Ok(p) => p,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({
+                    "error": e.body_text(),
+                    "allowed": "status=HEALTHY|WARNING|CRITICAL|EXHAUSTED, state=CLOSED|OPEN|HALF_OPEN|FORCED_OPEN|DISABLED, offset, limit (1 to 1000)",
+                })),
+            )
+                .into_response()
+        }
+    };
+    let limit = p.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": format!("limit {limit} is not allowed"), "allowed": "1 to 1000"})),
+        )
+            .into_response();
+    }
+    let Some(all) = s.probes.control.query.agents() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "the job is not running yet"})),
+        )
+            .into_response();
+    };
+    let matching: Vec<_> = all
+        .into_iter()
+        .filter(|a| p.status.is_none_or(|st| a.budget_status == st))
+        .filter(|a| p.state.is_none_or(|st| a.circuit_state == st))
+        .collect();
+    let total = matching.len();
+    let page: Vec<_> = matching.into_iter().skip(p.offset).take(limit).collect();
+    let next = (p.offset + page.len() < total).then_some(p.offset + page.len());
+    Json(json!({"agents": page, "total": total, "offset": p.offset, "next_offset": next}))
+        .into_response()
 }
 
 /// Serves `app` on `listener` until the process exits.

@@ -73,6 +73,8 @@ pub struct Control {
     stop: Arc<AtomicBool>,
     abort: Arc<AtomicBool>,
     pub status: Arc<JobStatus>,
+    /// The running job's agents, for the HTTP API.
+    pub query: super::query::StateQuery,
 }
 
 impl Control {
@@ -187,6 +189,7 @@ pub fn run(
         settings.timers,
     )));
 
+    control.query.attach(stream.clone());
     let group_config = client_config(settings, Role::Group, &instance);
     tracing::info!(config = %redacted(&group_config), "consumer");
     let consumer: BaseConsumer<GroupContext> = create(

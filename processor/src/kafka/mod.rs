@@ -16,6 +16,7 @@ pub mod collector;
 pub mod dead_letter;
 pub mod gauges;
 pub mod job;
+pub mod query;
 pub mod restore;
 pub mod stream;
 pub mod tables;

@@ -32,6 +32,7 @@ use super::tasks::{GroupContext, StreamTask};
 use super::JobError;
 use crate::config::{SeriesBudget, SloConfig, TimerClock, Topics};
 use crate::decode::DecodeError;
+use crate::engine::query::{AgentStatus, AgentSummary};
 use crate::engine::{Clock, Engine};
 use crate::event::{TaskEvent, TimestampMs};
 use crate::output::{Output, SnapshotTrigger};
@@ -302,6 +303,25 @@ impl Stream {
                 Ok(false)
             }
         }
+    }
+
+    /// The status view of an agent this instance owns.
+    pub fn agent_status(&mut self, agent_id: &str) -> Option<AgentStatus> {
+        self.tasks
+            .values_mut()
+            .find_map(|t| t.engine.agent_status(agent_id))
+    }
+
+    /// Every agent this instance owns.
+    pub fn agent_summaries(&self) -> Vec<AgentSummary> {
+        self.tasks
+            .values()
+            .flat_map(|t| t.engine.agent_summaries())
+            .collect()
+    }
+
+    pub fn owned_partitions(&self) -> Vec<i32> {
+        self.tasks.keys().copied().collect()
     }
 
     /// Sets the agent SRE gauges from every owned engine (see [`gauges`]).
