@@ -13,7 +13,9 @@ pub enum Lookup {
     Found(Box<AgentStatus>),
     /// Not among this instance's agents; these are the input partitions it
     /// owns (another instance of the group owns the agent's partition).
-    NotHere { partitions: Vec<i32> },
+    NotHere {
+        partitions: Vec<i32>,
+    },
     /// The job has not started its stream yet.
     NotRunning,
 }
