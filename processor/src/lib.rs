@@ -19,6 +19,7 @@
 //! - [`generate`]: a seeded generator of realistic agent traffic;
 //! - [`chaos`]: scenario files, fault manifests and the chaos report.
 
+pub mod chaos;
 pub mod config;
 pub mod decode;
 pub mod encode;

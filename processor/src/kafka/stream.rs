@@ -83,8 +83,22 @@ impl Sink {
                 ],
             };
             record.topic = match &o {
-                Output::BreakerTransition(_) => self.topics.breaker_state.clone(),
-                Output::Alert(_) => self.topics.alerts.clone(),
+                Output::BreakerTransition(t) => {
+                    tracing::info!(
+                        agent = %t.agent_id, seq = t.seq, state = t.state.as_str(),
+                        previous = t.previous_state.as_str(), reason = ?t.reason,
+                        retry_at = ?t.retry_at, "breaker transition"
+                    );
+                    self.topics.breaker_state.clone()
+                }
+                Output::Alert(a) => {
+                    tracing::info!(
+                        agent = %a.agent_id, seq = a.seq, alert = %a.alert_id, rule = %a.rule,
+                        status = ?a.status, severity = ?a.severity, value = ?a.value,
+                        threshold = a.threshold, "alert"
+                    );
+                    self.topics.alerts.clone()
+                }
                 Output::BudgetSnapshot(s) => {
                     record.partition = Some(partition);
                     if let (Some(state), Some(position)) = (
@@ -123,6 +137,7 @@ pub struct Stream {
     /// An error in a rebalance callback, which cannot return one: the job
     /// loop picks it up after `poll`.
     failed: Option<JobError>,
+    bad_input: BadInputWarnings,
 }
 
 impl Stream {
@@ -145,6 +160,7 @@ impl Stream {
             out: Vec::new(),
             commit_failed: false,
             failed: None,
+            bad_input: BadInputWarnings::default(),
         }
     }
 
@@ -210,6 +226,7 @@ impl Stream {
                     metrics::counter!("breakwater_dead_letters_total", "kind" => kind(&err))
                         .increment(1);
                     JobStatus::add(&self.control.status.dead_letters, 1);
+                    self.bad_input.warn(&err, r.partition, r.offset);
                     let rec = dead_letter(
                         &self.sink.topics.dead_letter,
                         r.key.as_deref(),
@@ -467,6 +484,33 @@ impl Stream {
                 (p, task)
             })
             .collect())
+    }
+}
+
+/// Warnings about bad input, at most one per interval: a producer sending
+/// garbage must not flood the logs (every record is still counted and
+/// dead-lettered with its reason).
+#[derive(Default)]
+struct BadInputWarnings {
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl BadInputWarnings {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn warn(&mut self, err: &DecodeError, partition: i32, offset: i64) {
+        if self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(
+            partition, offset, kind = err.kind(), error = %err,
+            suppressed = self.suppressed,
+            "input record dead-lettered (one warning per 10 s; `suppressed` counts the others)"
+        );
+        self.last = Some(std::time::Instant::now());
+        self.suppressed = 0;
     }
 }
 

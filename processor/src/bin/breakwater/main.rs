@@ -1,5 +1,6 @@
 //! The `breakwater` command line.
 
+mod chaos;
 mod live;
 mod offline;
 
@@ -30,6 +31,9 @@ enum Cmd {
     Declare(live::DeclareArgs),
     /// Send an operator command for an agent's breaker to the commands topic.
     Breaker(live::BreakerArgs),
+    /// Produce a chaos scenario's traffic with injected faults (to the
+    /// events topic or a file); `chaos report` checks what Breakwater caught.
+    Chaos(chaos::ChaosArgs),
 }
 
 fn main() -> Result<()> {
@@ -48,5 +52,6 @@ fn main() -> Result<()> {
         Cmd::Run(args) => live::run_cmd(args),
         Cmd::Declare(args) => live::declare_cmd(args),
         Cmd::Breaker(args) => live::breaker_cmd(args),
+        Cmd::Chaos(args) => chaos::chaos_cmd(args),
     }
 }
