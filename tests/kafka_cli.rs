@@ -56,10 +56,17 @@ impl Setup {
 
     /// Starts `breakwater run`, its stderr in a file of the temp dir.
     fn start(&self, name: &str) -> Job {
+        self.start_with(name, &[], &[])
+    }
+
+    /// [`Setup::start`] with more arguments and environment variables.
+    fn start_with(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Job {
         let log = self.dir.path().join(format!("{name}.log"));
         let child = Command::new(BIN)
             .args(["run", "--config"])
             .arg(self.config())
+            .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -608,4 +615,42 @@ fn the_job_serves_probes_and_prometheus_metrics() {
         r[0]["value"][1] == "25"
     });
     assert_eq!(job.terminate(), 26);
+}
+
+/// `--log-format json`: every log line is a JSON object; the first says
+/// what the job runs with, secrets masked.
+#[test]
+fn json_logs_start_with_the_effective_config_and_no_secrets() {
+    let broker = Broker::start();
+    let setup = Setup::new(&broker, "", "");
+    let job = setup.start_with(
+        "json",
+        &["--log-format", "json"],
+        &[("BREAKWATER_KAFKA_SSL_KEY_PASSWORD", "hunter2")],
+    );
+    let log = job.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let banner = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "breakwater run starting")
+        .unwrap_or_else(|| panic!("no start-up banner:\n{log}"));
+    let f = &banner["fields"];
+    assert_eq!(f["group"], setup.group.as_str(), "{banner}");
+    assert_eq!(f["events"], "agent.task.events", "{banner}");
+    assert_eq!(f["timers"], "WallClock", "{banner}");
+    assert!(
+        f["properties"]
+            .as_str()
+            .unwrap()
+            .contains("ssl.key.password=*****"),
+        "{banner}"
+    );
+    assert!(!log.contains("hunter2"), "a secret reached the log:\n{log}");
+    assert!(lines.iter().any(|l| l["fields"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("partition assigned"))));
+    job.terminate();
 }

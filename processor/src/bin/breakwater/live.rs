@@ -12,7 +12,7 @@ use metrics_util::MetricKindMask;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
-use breakwater::config::{HttpSettings, KafkaSettings, SloConfig};
+use breakwater::config::{is_secret, HttpSettings, KafkaSettings, SloConfig};
 use breakwater::engine::accuracy::AccuracyDeclaration;
 use breakwater::engine::breaker::Command;
 use breakwater::http::{self, Probes};
@@ -74,12 +74,45 @@ pub fn run_cmd(args: RunArgs) -> Result<()> {
     let idle = Duration::from_millis(settings.snapshot_interval_ms as u64 * 3);
     serve_http(&http, probes.clone(), idle)?;
     watch_signals(control.clone(), args.shutdown_timeout)?;
-    tracing::info!(brokers = %settings.brokers, group = %settings.group_id, "starting");
+    banner(&config, &settings, &http);
     let result = kafka::run(&settings, Arc::new(config), &control);
     probes.job_ended();
     let summary = result.context("the streaming job")?;
     tracing::info!(?summary, "stopped");
     Ok(())
+}
+
+/// The effective configuration, once, at start-up; secrets masked.
+fn banner(config: &SloConfig, settings: &KafkaSettings, http: &HttpSettings) {
+    let properties: Vec<String> = settings
+        .properties
+        .iter()
+        .map(|(k, v)| {
+            let v = if is_secret(k) { "*****" } else { v.as_str() };
+            format!("{k}={v}")
+        })
+        .collect();
+    let t = &settings.topics;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        instance = %instance_id(),
+        brokers = %settings.brokers,
+        group = %settings.group_id,
+        events = %t.events, breaker_state = %t.breaker_state, alerts = %t.alerts,
+        snapshots = %t.snapshots, dead_letter = %t.dead_letter,
+        declarations = %t.declarations, commands = %t.commands,
+        new_topic_partitions = settings.create.partitions,
+        snapshot_interval_ms = settings.snapshot_interval_ms,
+        timers = ?settings.timers,
+        input = ?settings.wire.input.format,
+        output = ?settings.wire.output.format,
+        registry = settings.wire.registry.as_ref().map_or("none", |r| r.url.as_str()),
+        http = %http.listen.map_or("off".to_string(), |a| a.to_string()),
+        max_agent_series = http.series.max_agents,
+        slo_entries = config.slos().len(),
+        properties = %properties.join(","),
+        "breakwater run starting"
+    );
 }
 
 /// Installs the Prometheus recorder and serves `/metrics`, `/healthz` and

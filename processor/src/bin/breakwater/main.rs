@@ -13,8 +13,24 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "breakwater", version, about)]
 struct Cli {
+    /// Log lines as text or as JSON objects (one per line, for log
+    /// collectors). Logs go to stderr; RUST_LOG filters them.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "BREAKWATER_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Cmd,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -37,16 +53,23 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
-    // Colours only on a terminal: logs in files and collectors stay plain text.
-    tracing_subscriber::fmt()
-        .with_writer(io::stderr)
-        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match cli.log_format {
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_writer(io::stderr)
+            .with_env_filter(filter)
+            .init(),
+        // Colours only on a terminal: logs in files and collectors stay plain text.
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_writer(io::stderr)
+            .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+            .with_env_filter(filter)
+            .init(),
+    }
+    match cli.command {
         Cmd::Replay(args) => offline::replay_cmd(args),
         Cmd::Generate(args) => offline::generate_cmd(args),
         Cmd::Run(args) => live::run_cmd(args),

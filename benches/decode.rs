@@ -1,0 +1,196 @@
+//! Decoding one input record value into a `TaskEvent`, through the path the
+//! Kafka job uses: `kafka::codec::Codec::decode` (framing detection, writer
+//! schema lookup by id, datum reader, defaults and validation).
+//!
+//! Cases, each on 1 024 distinct records decoded round-robin (ids, agents,
+//! latencies and outcomes vary, so branch predictors see a realistic mix):
+//!
+//! - `avro_confluent`: Confluent framing (`0x00`, schema id 1) + Avro datum
+//!   of the bundled schema, `kafka.wire.input.format: confluent`. This is
+//!   the hot path: the repository's hand-written datum reader
+//!   (`decode/datum.rs`).
+//! - `avro_single_object`: single-object framing (`0xC3 0x01` + fingerprint).
+//! - `json_auto`: the JSON text of the same events, `format: auto`
+//!   (the default: the first byte tells the framing).
+//! - `apache_avro_datum`: the same datum read by `apache-avro` 0.22
+//!   (`GenericDatumReader::read_value` into a `Value`, then `event_from_avro_value`), the
+//!   reader the job would use without the hand-written one. Baseline only.
+//! - `apache_avro_value_only`: `read_value` alone (no conversion).
+//! - `owned_event_clone_floor`: `TaskEvent::clone` of the decoded event, the
+//!   allocations (and frees) any decoder into an owned `TaskEvent` pays.
+//!
+//! Two event shapes: `typical` (UUID ids, one eval, model, tokens, cost,
+//! ~170 B of Avro) and `minimal` (required fields only).
+//!
+//! Run: `cargo bench --bench decode`.
+
+use std::hint::black_box;
+
+use apache_avro::reader::datum::GenericDatumReader;
+use breakwater::config::KafkaSettings;
+use breakwater::decode::{encode_avro_datum, event_from_avro_value, AvroSchemas};
+use breakwater::event::{Eval, Outcome, TaskEvent};
+use breakwater::kafka::codec::Codec;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+const RECORDS: usize = 1024;
+
+fn events(typical: bool) -> Vec<TaskEvent> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    (0..RECORDS)
+        .map(|i| {
+            let r = next();
+            let id = format!(
+                "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                r as u32,
+                (r >> 32) as u16,
+                (r >> 48) & 0xfff,
+                i & 0xfff,
+                next() & 0xffff_ffff_ffff
+            );
+            let outcome = match r % 100 {
+                0 | 1 => Outcome::Failure,
+                2 => Outcome::Timeout,
+                _ => Outcome::Success,
+            };
+            let agent = format!("agent-{}", r % 10_000);
+            let t = 1_796_083_200_000 + i as i64 * 17;
+            let mut e = TaskEvent::new(id, agent, t, outcome);
+            e.latency_ms = 100 + r % 20_000;
+            e.tool_calls = 1 + (r % 20) as u32;
+            if typical {
+                e.task_id = format!("task-{}", r % 1_000_000);
+                e.hallucination = Some(r.is_multiple_of(97));
+                e.intent_met = Some(!r.is_multiple_of(53));
+                e.delegation_depth = (r % 3) as u32;
+                e.evals = vec![Eval {
+                    category: "accuracy".into(),
+                    passed: !r.is_multiple_of(33),
+                }];
+                e.model = Some("gpt-4o-2024-08-06".into());
+                e.tokens_in = Some(1_000 + r % 8_000);
+                e.tokens_out = Some(100 + r % 2_000);
+                e.cost_usd = Some((r % 10_000) as f64 / 100_000.0);
+                if outcome != Outcome::Success {
+                    e.error_type = Some("ToolError".into());
+                }
+            }
+            e
+        })
+        .collect()
+}
+
+fn codec(format: &str) -> Codec {
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&format!(
+        "wire:\n  input:\n    format: {format}\n    default_schema_id: 1\n"
+    ))
+    .unwrap();
+    let settings = KafkaSettings::from_section(Some(&yaml), Vec::new()).unwrap();
+    Codec::from_settings(&settings).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    for (shape, typical) in [("typical", true), ("minimal", false)] {
+        let events = events(typical);
+        let datums: Vec<Vec<u8>> = events.iter().map(encode_avro_datum).collect();
+        let confluent: Vec<Vec<u8>> = datums
+            .iter()
+            .map(|d| {
+                let mut v = vec![0, 0, 0, 0, 1];
+                v.extend_from_slice(d);
+                v
+            })
+            .collect();
+        let single: Vec<Vec<u8>> = datums
+            .iter()
+            .map(|d| {
+                let mut v = vec![0xC3, 0x01];
+                v.extend_from_slice(&AvroSchemas::task_event_fingerprint().to_le_bytes());
+                v.extend_from_slice(d);
+                v
+            })
+            .collect();
+        let json: Vec<Vec<u8>> = events
+            .iter()
+            .map(|e| serde_json::to_vec(e).unwrap())
+            .collect();
+        let avg = |v: &[Vec<u8>]| v.iter().map(Vec::len).sum::<usize>() / v.len();
+        println!(
+            "decode/{shape}: avg bytes: confluent avro {}, single-object {}, json {}",
+            avg(&confluent),
+            avg(&single),
+            avg(&json)
+        );
+
+        // Sanity: every path gives back the events.
+        let mut avro = codec("confluent");
+        let mut auto = codec("auto");
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(&avro.decode(&confluent[i]).unwrap(), e);
+            assert_eq!(&auto.decode(&single[i]).unwrap(), e);
+            let j = auto.decode(&json[i]).unwrap();
+            assert_eq!(j.event_id, e.event_id);
+            assert_eq!(j.latency_ms, e.latency_ms);
+        }
+
+        let mut g = c.benchmark_group(format!("decode/{shape}"));
+        g.throughput(Throughput::Elements(1));
+        let mut run = |name: &str, records: &[Vec<u8>], codec: &mut Codec| {
+            let mut i = 0;
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    i = (i + 1) % RECORDS;
+                    black_box(codec.decode(black_box(&records[i])).unwrap())
+                })
+            });
+        };
+        run("avro_confluent", &confluent, &mut avro);
+        run("avro_single_object", &single, &mut auto);
+        run("json_auto", &json, &mut auto);
+        // The reader built once (schema names resolved once), as a job would.
+        let reader = GenericDatumReader::builder(AvroSchemas::task_event())
+            .build()
+            .unwrap();
+        let mut i = 0;
+        g.bench_function("apache_avro_datum", |b| {
+            b.iter(|| {
+                i = (i + 1) % RECORDS;
+                let mut bytes = black_box(&datums[i][..]);
+                let value = reader.read_value(&mut bytes).unwrap();
+                black_box(event_from_avro_value(value).unwrap())
+            })
+        });
+        g.bench_function("apache_avro_value_only", |b| {
+            b.iter(|| {
+                i = (i + 1) % RECORDS;
+                let mut bytes = black_box(&datums[i][..]);
+                black_box(reader.read_value(&mut bytes).unwrap())
+            })
+        });
+        // The floor of any decoder that returns an owned `TaskEvent`: its
+        // allocations and frees alone (a clone: same strings, same `Vec`).
+        g.bench_function("owned_event_clone_floor", |b| {
+            b.iter(|| {
+                i = (i + 1) % RECORDS;
+                black_box(black_box(&events[i]).clone())
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);
