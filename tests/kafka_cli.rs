@@ -448,6 +448,26 @@ fn http_addr(job: &Job) -> String {
     line[at..].split_whitespace().next().unwrap().to_string()
 }
 
+fn post(addr: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build(),
+    );
+    let mut req = agent
+        .post(&format!("http://{addr}{path}"))
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", &format!("Bearer {t}"));
+    }
+    let mut r = req
+        .send(body)
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    let status = r.status().as_u16();
+    (status, r.body_mut().read_to_string().unwrap())
+}
+
 fn get(addr: &str, path: &str) -> (u16, String) {
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
@@ -546,6 +566,14 @@ fn the_job_serves_probes_and_prometheus_metrics() {
     assert_eq!(agent["circuit_state"], "CLOSED", "{agent}");
     assert_eq!(agent["retry_at"], Value::Null, "{agent}");
     assert!(agent["recommendation"].is_string(), "{agent}");
+    // No token configured: operator commands over HTTP are off.
+    let (status, body) = post(
+        &addr,
+        "/agents/metrics-agent/breaker",
+        Some("whatever-token-1234"),
+        r#"{"command":"force_open"}"#,
+    );
+    assert_eq!(status, 403, "{body}");
     let (status, body) = get(&addr, "/agents/nobody");
     assert_eq!(status, 404, "{body}");
     let missing: Value = serde_json::from_str(&body).unwrap();
@@ -652,5 +680,51 @@ fn json_logs_start_with_the_effective_config_and_no_secrets() {
     assert!(lines.iter().any(|l| l["fields"]["message"]
         .as_str()
         .is_some_and(|m| m.contains("partition assigned"))));
+    job.terminate();
+}
+
+/// `POST /agents/{id}/breaker` with the configured bearer token goes
+/// through the commands topic: the owner applies it and publishes the
+/// transition with reason OPERATOR. Without the token, or with another, it
+/// is refused and nothing is published.
+#[test]
+fn operators_force_a_breaker_open_over_http_with_a_bearer_token() {
+    const TOKEN: &str = "s3cret-token-for-tests";
+    let broker = Broker::start();
+    let setup = Setup::new(&broker, "", "");
+    let job = setup.start_with("ops", &[], &[("BREAKWATER_HTTP_TOKEN", TOKEN)]);
+    let addr = http_addr(&job);
+    harness::produce(
+        &broker.bootstrap(),
+        "agent.task.events",
+        &[event("o1", "ops-agent", now_ms(), "SUCCESS")],
+    );
+    let deadline = Instant::now() + TIMEOUT;
+    while get(&addr, "/agents/ops-agent").0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "agent never tracked:\n{}",
+            job.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let path = "/agents/ops-agent/breaker";
+    let open = r#"{"command":"force_open","operator":"alice"}"#;
+    assert_eq!(post(&addr, path, None, open).0, 401);
+    assert_eq!(post(&addr, path, Some("not-the-token-at-all"), open).0, 401);
+    assert_eq!(
+        post(&addr, path, Some(TOKEN), r#"{"command":"explode"}"#).0,
+        400
+    );
+    let (status, body) = post(&addr, path, Some(TOKEN), open);
+    assert_eq!(status, 202, "{body}");
+    let t = until(&broker, "agent.breaker.state", "the forced open", |v| {
+        v["agent_id"] == "ops-agent" && v["state"] == "FORCED_OPEN"
+    });
+    assert_eq!(t["reason"], "OPERATOR", "{t}");
+    let (_, body) = get(&addr, "/agents/ops-agent");
+    let agent: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(agent["circuit_state"], "FORCED_OPEN", "{agent}");
+    assert!(!job.log().contains(TOKEN), "the token reached the log");
     job.terminate();
 }

@@ -28,6 +28,10 @@ pub struct HttpSettings {
     pub listen: Option<SocketAddr>,
     /// Which agents get their own `/metrics` series.
     pub series: SeriesBudget,
+    /// Bearer token that `POST /agents/{id}/breaker` requires; `None`
+    /// disables operator commands over HTTP. `BREAKWATER_HTTP_TOKEN` wins
+    /// over the file (keep secrets out of config files).
+    pub token: Option<String>,
 }
 
 /// Which agents get per-agent Prometheus series (`agent` label): every
@@ -54,6 +58,7 @@ struct RawHttp {
     listen: Option<String>,
     max_agent_series: Option<i64>,
     always_export_agents: Option<Vec<String>>,
+    token: Option<String>,
 }
 
 impl HttpSettings {
@@ -89,7 +94,22 @@ impl HttpSettings {
             max_agents,
             allow: raw.always_export_agents.unwrap_or_default(),
         };
-        Ok(HttpSettings { listen, series })
+        let token = std::env::var("BREAKWATER_HTTP_TOKEN")
+            .ok()
+            .or(raw.token)
+            .filter(|t| !t.is_empty());
+        if token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::invalid(
+                "http.token".to_string(),
+                "(hidden)",
+                "a token of at least 16 characters",
+            ));
+        }
+        Ok(HttpSettings {
+            listen,
+            series,
+            token,
+        })
     }
 }
 

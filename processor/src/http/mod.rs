@@ -16,18 +16,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::engine::breaker::Command;
 use crate::engine::breaker::StateName;
 use crate::engine::budget::BudgetStatus;
 use crate::kafka::query::Lookup;
-use crate::kafka::Control;
+use crate::kafka::{Control, OperatorCommand};
 
 /// What the probes look at.
 #[derive(Clone)]
@@ -52,22 +54,50 @@ impl Probes {
     }
 }
 
+/// Publishes an operator command (to the commands topic, so that every
+/// instance agrees); blocking; the error says why it could not.
+pub type CommandSink = Arc<dyn Fn(&OperatorCommand) -> Result<(), String> + Send + Sync>;
+
+/// Who may send operator commands, and where they go.
+#[derive(Clone)]
+pub struct Operators {
+    pub token: String,
+    pub sink: CommandSink,
+    pub now: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
 #[derive(Clone)]
 struct AppState {
     probes: Probes,
     metrics: Option<PrometheusHandle>,
+    operators: Option<Operators>,
 }
 
 /// The routes; `metrics` is the installed recorder's handle (`None`: no
-/// `/metrics`, e.g. in tests of the probes alone).
+/// `/metrics`, e.g. in tests of the probes alone). Without
+/// [`router_with_operators`], `POST /agents/{id}/breaker` is refused.
 pub fn router(probes: Probes, metrics: Option<PrometheusHandle>) -> Router {
+    router_with_operators(probes, metrics, None)
+}
+
+/// [`router`] with operator commands enabled for holders of the token.
+pub fn router_with_operators(
+    probes: Probes,
+    metrics: Option<PrometheusHandle>,
+    operators: Option<Operators>,
+) -> Router {
     Router::new()
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/agents", get(list_agents))
         .route("/agents/{id}", get(get_agent))
-        .with_state(AppState { probes, metrics })
+        .route("/agents/{id}/breaker", post(breaker_command))
+        .with_state(AppState {
+            probes,
+            metrics,
+            operators,
+        })
 }
 
 async fn render_metrics(State(s): State<AppState>) -> impl IntoResponse {
@@ -196,6 +226,90 @@ async fn list_agents(
     let next = (p.offset + page.len() < total).then_some(p.offset + page.len());
     Json(json!({"agents": page, "total": total, "offset": p.offset, "next_offset": next}))
         .into_response()
+}
+
+/// Body of `POST /agents/{id}/breaker`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandBody {
+    command: Command,
+    operator: Option<String>,
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>`, compared in
+/// constant time.
+fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// `POST /agents/{id}/breaker` with `{"command": "force_open" | "force_close"
+/// | "disable" | "reset", "operator": "…"}`: published to the commands
+/// topic (every instance reads it; the owner applies it and the transition
+/// appears on the breaker topic with reason OPERATOR). 202 once the broker
+/// has the command.
+async fn breaker_command(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<CommandBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(ops) = s.operators else {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": "operator commands over HTTP are disabled: set http.token (or BREAKWATER_HTTP_TOKEN)"})),
+        )
+            .into_response();
+    };
+    if !authorized(&headers, &ops.token) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({"error": "a valid bearer token is required"})),
+        )
+            .into_response();
+    }
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({
+                    "error": e.body_text(),
+                    "allowed": "{\"command\": \"force_open\"|\"force_close\"|\"disable\"|\"reset\", \"operator\": \"name\"}",
+                })),
+            )
+                .into_response()
+        }
+    };
+    let command = OperatorCommand {
+        agent_id: id,
+        command: body.command,
+        issued_at: (ops.now)(),
+        operator: body.operator,
+    };
+    let sink = ops.sink.clone();
+    let sent = command.clone();
+    match tokio::task::spawn_blocking(move || sink(&sent)).await {
+        Ok(Ok(())) => (StatusCode::ACCEPTED, Json(json!({"sent": command}))).into_response(),
+        Ok(Err(e)) => (StatusCode::BAD_GATEWAY, Json(json!({"error": e}))).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+    }
 }
 
 /// Serves `app` on `listener` until the process exits.

@@ -72,7 +72,7 @@ pub fn run_cmd(args: RunArgs) -> Result<()> {
     // Gauges are set every snapshot interval; a series not set for three
     // intervals (an agent no longer exported) is dropped.
     let idle = Duration::from_millis(settings.snapshot_interval_ms as u64 * 3);
-    serve_http(&http, probes.clone(), idle)?;
+    serve_http(&http, &settings, probes.clone(), idle)?;
     watch_signals(control.clone(), args.shutdown_timeout)?;
     banner(&config, &settings, &http);
     let result = kafka::run(&settings, Arc::new(config), &control);
@@ -118,7 +118,12 @@ fn banner(config: &SloConfig, settings: &KafkaSettings, http: &HttpSettings) {
 /// Installs the Prometheus recorder and serves `/metrics`, `/healthz` and
 /// `/readyz` on `http.listen` from a thread of its own. Binding happens
 /// here, so a port in use fails start-up naming the key.
-fn serve_http(http: &HttpSettings, probes: Probes, idle: Duration) -> Result<()> {
+fn serve_http(
+    http: &HttpSettings,
+    settings: &KafkaSettings,
+    probes: Probes,
+    idle: Duration,
+) -> Result<()> {
     let handle = PrometheusBuilder::new()
         .idle_timeout(MetricKindMask::GAUGE, Some(idle))
         .install_recorder()
@@ -132,6 +137,20 @@ fn serve_http(http: &HttpSettings, probes: Probes, idle: Duration) -> Result<()>
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     tracing::info!(addr = %bound, "serving /metrics, /healthz, /readyz");
+    // Operator commands go through the commands topic, like `breakwater
+    // breaker`, so every instance agrees on them.
+    let operators = http.token.clone().map(|token| {
+        let settings = settings.clone();
+        http::Operators {
+            token,
+            sink: Arc::new(move |c: &OperatorCommand| {
+                let payload = serde_json::to_vec(c).map_err(|e| e.to_string())?;
+                publish(&settings, &settings.topics.commands, &c.agent_id, &payload)
+                    .map_err(|e| format!("{e:#}"))
+            }),
+            now: Arc::new(now_ms),
+        }
+    });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -142,7 +161,8 @@ fn serve_http(http: &HttpSettings, probes: Probes, idle: Duration) -> Result<()>
             rt.block_on(async move {
                 let listener =
                     tokio::net::TcpListener::from_std(listener).expect("a bound listener");
-                if let Err(e) = http::serve(listener, http::router(probes, Some(handle))).await {
+                let app = http::router_with_operators(probes, Some(handle), operators);
+                if let Err(e) = http::serve(listener, app).await {
                     tracing::error!(error = %e, "the HTTP server stopped");
                 }
             })
