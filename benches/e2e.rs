@@ -52,6 +52,10 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+// The job runs in this process: give it the `breakwater` binary's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PARTITIONS: i32 = 6;
 const INPUT: &str = "bench.task.events";
 const LATENCY_INPUT: &str = "bench.latency.events";

@@ -9,6 +9,10 @@ use std::io;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+// Why not the system allocator: see `mimalloc` in processor/Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// SLOs, error budgets, circuit breakers and alerts for fleets of AI agents.
 #[derive(Parser)]
 #[command(name = "breakwater", version, about)]
