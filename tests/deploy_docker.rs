@@ -191,13 +191,18 @@ fn every_mounted_file_exists_and_the_build_points_at_the_dockerfile() {
     let compose = yaml("deploy/docker/compose.yaml");
     for service in compose["services"].as_mapping().unwrap().keys() {
         for (source, _) in mounts(service.as_str().unwrap()) {
-            assert!(docker_dir().join(&source).exists(), "{service:?} mounts {source}");
+            assert!(
+                docker_dir().join(&source).exists(),
+                "{service:?} mounts {source}"
+            );
         }
     }
     let build = &compose["services"]["breakwater"]["build"];
     let context = docker_dir().join(build["context"].as_str().unwrap());
     assert_eq!(context.canonicalize().unwrap(), repo());
-    assert!(context.join(build["dockerfile"].as_str().unwrap()).is_file());
+    assert!(context
+        .join(build["dockerfile"].as_str().unwrap())
+        .is_file());
 }
 
 #[test]
@@ -218,7 +223,10 @@ fn breakwater_accepts_the_mounted_config_and_serves_prometheus() {
     let (_, kafka, http) = load_config(&text, &source);
     assert_eq!(kafka.brokers, "kafka:9092");
     let listen = http.listen.expect("http.listen is on");
-    assert!(listen.ip().is_unspecified(), "{listen}: other containers must reach it");
+    assert!(
+        listen.ip().is_unspecified(),
+        "{listen}: other containers must reach it"
+    );
     // Prometheus scrapes that port on the breakwater service.
     let scrape = yaml("deploy/docker/prometheus.yml");
     let target = scrape["scrape_configs"][0]["static_configs"][0]["targets"][0]
@@ -245,7 +253,9 @@ fn grafana_gets_the_prometheus_datasource_and_the_dashboard() {
     let url = source["datasources"][0]["url"].as_str().unwrap();
     assert_eq!(url, "http://prometheus:9090");
     let provider = yaml("deploy/docker/grafana/provisioning/dashboards/breakwater.yml");
-    let path = provider["providers"][0]["options"]["path"].as_str().unwrap();
+    let path = provider["providers"][0]["options"]["path"]
+        .as_str()
+        .unwrap();
     let dashboard = mounts("grafana")
         .into_iter()
         .find(|(source, _)| source.ends_with("grafana/breakwater.json"))

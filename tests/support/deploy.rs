@@ -45,7 +45,11 @@ pub fn venv_tool(var: &str, name: &str) -> PathBuf {
         return PathBuf::from(p);
     }
     let p = venv_bin().join(name);
-    assert!(p.is_file(), "{} is missing from the deploy venv", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing from the deploy venv",
+        p.display()
+    );
     p
 }
 
