@@ -55,16 +55,28 @@ pub fn venv_tool(var: &str, name: &str) -> PathBuf {
 
 /// `$AMTOOL`, else `amtool` on PATH (Debian package prometheus-alertmanager).
 pub fn amtool() -> PathBuf {
-    if let Some(p) = std::env::var_os("AMTOOL").filter(|v| !v.is_empty()) {
+    on_path("AMTOOL", &["amtool"])
+}
+
+/// `$ALERTMANAGER`, else the server of the same package (Debian names it
+/// prometheus-alertmanager).
+pub fn alertmanager() -> PathBuf {
+    on_path("ALERTMANAGER", &["prometheus-alertmanager", "alertmanager"])
+}
+
+fn on_path(var: &str, names: &[&str]) -> PathBuf {
+    if let Some(p) = std::env::var_os(var).filter(|v| !v.is_empty()) {
         return PathBuf::from(p);
     }
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|dir| dir.join("amtool"))
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "amtool not found: install the Debian package `prometheus-alertmanager` \
-                 (bash .ci/install-test-tools does) or set $AMTOOL"
+                "{} not found: install the Debian package `prometheus-alertmanager` \
+                 (bash .ci/install-test-tools does) or set ${var}",
+                names[0]
             )
         })
 }
@@ -75,7 +87,13 @@ pub fn run<S: AsRef<OsStr>>(tool: &Path, dir: &Path, args: &[S]) -> (bool, Strin
         .args(args)
         .current_dir(dir)
         .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", tool.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "running {}: {e} (`bash .ci/install-test-tools` installs the deploy tools \
+                 and prints their variables)",
+                tool.display()
+            )
+        });
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
