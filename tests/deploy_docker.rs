@@ -75,6 +75,67 @@ fn the_runtime_image_runs_breakwater_as_a_non_root_user_on_9464() {
     assert_eq!(compose_user, &user["USER ".len()..]);
 }
 
+#[test]
+fn the_builder_uses_the_workspaces_minimum_rust() {
+    // The declared rust-version is what the build promises to work with;
+    // raising it must move the image too.
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let declared = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("the workspace declares rust-version");
+    let image = format!("FROM rust:{declared}-slim-bookworm AS builder");
+    assert!(
+        dockerfile().lines().any(|l| l == image),
+        "the builder should be `{image}`"
+    );
+}
+
+/// Packages the runtime stage installs with apt-get.
+fn runtime_packages() -> Vec<String> {
+    let stage = runtime_stage();
+    let run = stage
+        .iter()
+        .find(|l| l.contains("apt-get install"))
+        .expect("the runtime stage installs packages");
+    let after = run.split("--no-install-recommends").nth(1).unwrap();
+    after
+        .split("&&")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn the_runtime_image_has_every_shared_library_the_binary_needs() {
+    // debian:bookworm-slim has these (dpkg and apt depend on them).
+    let base = ["libc6", "libgcc-s1", "zlib1g"];
+    let installed = runtime_packages();
+    let bin = env!("CARGO_BIN_EXE_breakwater");
+    let (ok, dynamic) = run(Path::new("readelf"), &repo(), &["-d", bin]);
+    assert!(ok, "readelf (binutils): {dynamic}");
+    let needed: Vec<&str> = dynamic
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.strip_suffix(']'))
+        .collect();
+    assert!(needed.contains(&"libssl.so.3"), "{needed:?}");
+    for lib in needed {
+        // Which Debian package ships it here (a Debian 12 machine too).
+        let (ok, owner) = run(Path::new("dpkg"), &repo(), &["-S", &format!("*/{lib}")]);
+        assert!(ok, "no Debian package ships {lib}: {owner}");
+        let package = owner.split(':').next().unwrap();
+        assert!(
+            base.contains(&package) || installed.iter().any(|p| p == package),
+            "{bin} needs {lib} from {package}, which the runtime stage neither has nor installs \
+             ({installed:?})"
+        );
+    }
+}
+
 /// The builder's `COPY` sources (repository paths).
 fn builder_copies() -> Vec<String> {
     let text = dockerfile();
