@@ -9,7 +9,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::deploy::{load_config, repo, run, venv_tool, yaml};
+use support::deploy::{assert_demo_slos, load_config, repo, run, venv_tool, yaml};
 use support::prometheus::promtool;
 
 fn docker_dir() -> PathBuf {
@@ -282,6 +282,7 @@ fn breakwater_accepts_the_mounted_config_and_serves_prometheus() {
         .expect("the --config file is mounted");
     let text = std::fs::read_to_string(docker_dir().join(&source)).unwrap();
     let (_, kafka, http) = load_config(&text, &source);
+    assert_demo_slos(&text, &source);
     assert_eq!(kafka.brokers, "kafka:9092");
     let listen = http.listen.expect("http.listen is on");
     assert!(

@@ -10,7 +10,7 @@ mod support;
 use std::path::Path;
 
 use serde_yaml::Value;
-use support::deploy::{load_config, repo, run, venv_tool, yaml};
+use support::deploy::{assert_demo_slos, load_config, repo, run, venv_tool, yaml};
 use support::prometheus::promtool;
 
 const CORE: [&str; 4] = [
@@ -202,6 +202,7 @@ fn breakwater_accepts_the_config_map_it_mounts() {
         .expect("the ConfigMap has the file");
 
     let (_, _, http) = load_config(text, "the ConfigMap's breakwater.yaml");
+    assert_demo_slos(text, "the ConfigMap's breakwater.yaml");
     let listen = http.listen.expect("http.listen is on");
     assert!(
         listen.ip().is_unspecified(),

@@ -119,3 +119,16 @@ pub fn load_config(text: &str, what: &str) -> (SloConfig, KafkaSettings, HttpSet
         .unwrap_or_else(|e| panic!("{what}, http section: {e}"));
     (config, kafka, http)
 }
+
+/// The shipped configs start from the demo's SLOs (their comments say so):
+/// their `defaults` and `agents` must equal deploy/demo/slo.yaml's.
+pub fn assert_demo_slos(text: &str, what: &str) {
+    let shipped: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+    let demo = yaml("deploy/demo/slo.yaml");
+    for section in ["defaults", "agents"] {
+        assert!(
+            shipped[section] == demo[section],
+            "{what}: `{section}` differs from deploy/demo/slo.yaml's"
+        );
+    }
+}
