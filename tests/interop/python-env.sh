@@ -5,19 +5,5 @@
 # to stderr. Needs python3 with venv (Debian: python3-venv).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-tools="${BREAKWATER_TOOLS:-$HOME/.cache/breakwater}"
-requirements=tests/interop/requirements.txt
-key="$({ python3 --version; cat "$requirements"; } | sha256sum | cut -c1-12)"
-venv="$tools/python-$key"
-mkdir -p "$tools"
-exec 9>"$tools/.python-$key.lock"
-flock 9
-if [ ! -f "$venv/.complete" ]; then
-  echo "creating $venv from $requirements" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    --require-hashes --only-binary=:all: -r "$requirements" >&2
-  touch "$venv/.complete"
-fi
+venv="$(bash tests/support/venv.sh tests/interop/requirements.txt python)"
 echo "$venv/bin/python"
