@@ -58,7 +58,7 @@ pub use self::state::{RestoreError, STATE_FORMAT};
 use self::timer::{TimerKind, Timers};
 use crate::config::SloConfig;
 use crate::event::{TaskEvent, TimestampMs};
-use crate::output::{AgentMetrics, BudgetSnapshot, Output, SnapshotTrigger};
+use crate::output::{AgentMetrics, BudgetSnapshot, BurnRate, Output, SnapshotTrigger};
 
 /// Engine settings that are not part of any SLO.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,6 +379,25 @@ impl Engine {
             self.clock,
         );
         Some(view::metrics(agent, &ctx, self.clock))
+    }
+
+    /// The burn rate over each window of one agent's burn-rate rules at
+    /// the clock's time (SPEC §5), shortest window first.
+    pub fn burn_rates(&mut self, agent_id: &str) -> Option<Vec<BurnRate>> {
+        let i = *self.index.get(agent_id)? as usize;
+        let agent = &mut self.agents[i];
+        agent.advance(self.clock);
+        let ctx = ctx_for(
+            &self.config,
+            &self.plans,
+            &self.ids,
+            &self.categories,
+            &self.options,
+            agent,
+            i,
+            self.clock,
+        );
+        Some(view::burn_rates(agent, &ctx))
     }
 
     /// A budget snapshot of one agent at the clock's time.
