@@ -218,6 +218,10 @@ pub fn describe() {
     );
     describe_gauge!(
         "breakwater_agent_burn_rate",
-        "Error budget burn rate over a window of the agent's burn-rate rules (1 = spending the budget exactly over the budget window), by window."
+        "Error budget burn rate over each window of the agent's burn-rate rules (1 = spending the budget exactly over the budget window; 0 with no task in the window)."
+    );
+    describe_gauge!(
+        "breakwater_agent_window_tasks",
+        "Tasks in each window of the agent's burn-rate rules."
     );
 }

@@ -147,12 +147,14 @@ pub fn publish(engines: &mut [&mut Engine], budget: &SeriesBudget) {
             m.time_until_retry,
         );
         // SPEC §5: one series per window of the agent's burn-rate rules
-        // (with the default 24 h budget window: 5m, 30m, 1h, 6h, 24h).
+        // (with the default 24 h budget window: 5m, 30m, 1h, 6h, 24h). An
+        // empty window burns nothing: 0, so both windows of a rule always
+        // have a series. The task count lets alerting rules apply the
+        // engine's low-traffic guard (burn_rate.min_tasks).
         for b in burn {
-            if let Some(rate) = b.burn_rate {
-                metrics::gauge!("breakwater_agent_burn_rate", "agent" => agent.clone(), "window" => b.window)
-                    .set(rate);
-            }
+            let labels = [("agent", agent.clone()), ("window", b.window)];
+            metrics::gauge!("breakwater_agent_burn_rate", &labels).set(b.burn_rate.unwrap_or(0.0));
+            metrics::gauge!("breakwater_agent_window_tasks", &labels).set(b.tasks as f64);
         }
         for s in StateName::ALL {
             let on = if s == m.circuit_state { 1.0 } else { 0.0 };
