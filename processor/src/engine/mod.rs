@@ -383,6 +383,26 @@ impl Engine {
 
     /// The burn rate over each window of one agent's burn-rate rules at
     /// the clock's time (SPEC §5), shortest window first.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use breakwater::config::SloConfig;
+    /// use breakwater::engine::Engine;
+    /// use breakwater::event::{Outcome, TaskEvent};
+    ///
+    /// let mut e = Engine::new(Arc::new(SloConfig::default()));
+    /// let mut out = Vec::new();
+    /// for i in 0..10 {
+    ///     let outcome = if i == 0 { Outcome::Failure } else { Outcome::Success };
+    ///     e.process(&TaskEvent::new(format!("e{i}"), "a", 1_000 + i, outcome), &mut out);
+    /// }
+    /// let rates = e.burn_rates("a").unwrap();
+    /// let windows: Vec<&str> = rates.iter().map(|b| b.window.as_str()).collect();
+    /// assert_eq!(windows, ["5m", "30m", "1h", "6h", "24h"]);
+    /// // 1 failure in 10 tasks against a 5 % budget: burning twice as fast.
+    /// assert!((rates[0].burn_rate.unwrap() - 2.0).abs() < 1e-9);
+    /// assert!(e.burn_rates("b").is_none());
+    /// ```
     pub fn burn_rates(&mut self, agent_id: &str) -> Option<Vec<BurnRate>> {
         let i = *self.index.get(agent_id)? as usize;
         let agent = &mut self.agents[i];
