@@ -592,6 +592,34 @@ fn the_job_serves_probes_and_prometheus_metrics() {
     assert_eq!(get(&addr, "/agents?status=BROKEN").0, 400);
     assert_eq!(get(&addr, "/agents?limit=0").0, 400);
 
+    // Processor health: a delegation loop opens a breaker at once, which
+    // gives the processing-latency histogram an observation.
+    let looping = json!({"event_id": "loop-1", "agent_id": "looping-agent", "timestamp": t + 100,
+        "outcome": "SUCCESS", "latency_ms": 100, "tool_calls": 1, "delegation_depth": 9});
+    harness::produce(
+        &broker.bootstrap(),
+        "agent.task.events",
+        &[("looping-agent", looping.to_string())],
+    );
+    let metrics = loop {
+        let (status, text) = get(&addr, "/metrics");
+        assert_eq!(status, 200);
+        let unmet = unmet_health_conditions(&text);
+        if unmet.is_empty() {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline + TIMEOUT,
+            "{unmet:?} not in /metrics:\n{text}\n{}",
+            job.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        metrics.contains("# TYPE breakwater_processing_latency_seconds histogram"),
+        "{metrics}"
+    );
+
     // deploy/grafana uses only metrics the job exports.
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
@@ -622,7 +650,14 @@ fn the_job_serves_probes_and_prometheus_metrics() {
         .collect();
     let missing: Vec<_> = used
         .iter()
-        .filter(|n| !exported.contains(n.as_str()))
+        .filter(|n| {
+            // A histogram's series: `# TYPE` names the histogram.
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| n.strip_suffix(s))
+                .unwrap_or(n);
+            !exported.contains(n.as_str()) && !exported.contains(base)
+        })
         .collect();
     assert!(
         missing.is_empty(),
@@ -640,9 +675,82 @@ fn the_job_serves_probes_and_prometheus_metrics() {
         |r| r[0]["value"][1] == "25",
     );
     prometheus.wait_for("breakwater_events_total", TIMEOUT, |r| {
-        r[0]["value"][1] == "25"
+        r[0]["value"][1] == "26"
     });
-    assert_eq!(job.terminate(), 26);
+    assert_eq!(job.terminate(), 27);
+}
+
+/// What the processor-health metrics of
+/// `the_job_serves_probes_and_prometheus_metrics` do not show yet, after 27
+/// input records (one bad) and one breaker opened by a delegation loop.
+fn unmet_health_conditions(text: &str) -> Vec<&'static str> {
+    let v = |series: &str| value(text, series);
+    let at_least_one = |series: &str| v(series).is_some_and(|n| n >= 1.0);
+    // Everything here happens within seconds of being produced.
+    let mean_below_30s = |histogram: &str| {
+        let sum = v(&format!("{histogram}_sum"));
+        let count = v(&format!("{histogram}_count"));
+        matches!((sum, count), (Some(s), Some(c)) if c >= 1.0 && s / c < 30.0)
+    };
+    let lag = |p: i32| {
+        v(&format!(
+            "breakwater_consumer_lag_records{{partition=\"{p}\"}}"
+        ))
+    };
+    [
+        (
+            "a transition acknowledged",
+            mean_below_30s("breakwater_processing_latency_seconds"),
+        ),
+        (
+            "every record read",
+            v("breakwater_input_records_total") == Some(27.0),
+        ),
+        (
+            "decode timed",
+            at_least_one("breakwater_decode_duration_seconds_count"),
+        ),
+        ("batch age", mean_below_30s("breakwater_input_age_seconds")),
+        (
+            "checkpoints timed",
+            at_least_one("breakwater_checkpoint_duration_seconds_count"),
+        ),
+        (
+            "both agents snapshotted",
+            v("breakwater_snapshot_records_total{trigger=\"PERIODIC\"}").is_some_and(|n| n >= 2.0),
+        ),
+        (
+            "every partition caught up",
+            (0..3).all(|p| lag(p) == Some(0.0)),
+        ),
+        (
+            "queue gauges",
+            v("breakwater_consumer_queue_records").is_some()
+                && v("breakwater_producer_queue_records").is_some(),
+        ),
+        (
+            "burn rates",
+            v("breakwater_agent_burn_rate{agent=\"metrics-agent\",window=\"1h\"}") == Some(0.0)
+                && v("breakwater_agent_window_tasks{agent=\"metrics-agent\",window=\"24h\"}")
+                    == Some(25.0)
+                && v("breakwater_agent_burn_rate{agent=\"looping-agent\",window=\"5m\"}").is_some(),
+        ),
+        (
+            "nothing late",
+            v("breakwater_events_skipped_total{reason=\"late\"}") == Some(0.0),
+        ),
+    ]
+    .into_iter()
+    .filter(|&(_, ok)| !ok)
+    .map(|(what, _)| what)
+    .collect()
+}
+
+/// The value of the exposition line for exactly `series`, if any.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
 }
 
 /// `--log-format json`: every log line is a JSON object; the first says

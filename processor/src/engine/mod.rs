@@ -58,7 +58,7 @@ pub use self::state::{RestoreError, STATE_FORMAT};
 use self::timer::{TimerKind, Timers};
 use crate::config::SloConfig;
 use crate::event::{TaskEvent, TimestampMs};
-use crate::output::{AgentMetrics, BudgetSnapshot, Output, SnapshotTrigger};
+use crate::output::{AgentMetrics, BudgetSnapshot, BurnRate, Output, SnapshotTrigger};
 
 /// Engine settings that are not part of any SLO.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,6 +379,45 @@ impl Engine {
             self.clock,
         );
         Some(view::metrics(agent, &ctx, self.clock))
+    }
+
+    /// The burn rate over each window of one agent's burn-rate rules at
+    /// the clock's time (SPEC §5), shortest window first.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use breakwater::config::SloConfig;
+    /// use breakwater::engine::Engine;
+    /// use breakwater::event::{Outcome, TaskEvent};
+    ///
+    /// let mut e = Engine::new(Arc::new(SloConfig::default()));
+    /// let mut out = Vec::new();
+    /// for i in 0..10 {
+    ///     let outcome = if i == 0 { Outcome::Failure } else { Outcome::Success };
+    ///     e.process(&TaskEvent::new(format!("e{i}"), "a", 1_000 + i, outcome), &mut out);
+    /// }
+    /// let rates = e.burn_rates("a").unwrap();
+    /// let windows: Vec<&str> = rates.iter().map(|b| b.window.as_str()).collect();
+    /// assert_eq!(windows, ["5m", "30m", "1h", "6h", "24h"]);
+    /// // 1 failure in 10 tasks against a 5 % budget: burning twice as fast.
+    /// assert!((rates[0].burn_rate.unwrap() - 2.0).abs() < 1e-9);
+    /// assert!(e.burn_rates("b").is_none());
+    /// ```
+    pub fn burn_rates(&mut self, agent_id: &str) -> Option<Vec<BurnRate>> {
+        let i = *self.index.get(agent_id)? as usize;
+        let agent = &mut self.agents[i];
+        agent.advance(self.clock);
+        let ctx = ctx_for(
+            &self.config,
+            &self.plans,
+            &self.ids,
+            &self.categories,
+            &self.options,
+            agent,
+            i,
+            self.clock,
+        );
+        Some(view::burn_rates(agent, &ctx))
     }
 
     /// A budget snapshot of one agent at the clock's time.

@@ -50,18 +50,10 @@ pub(crate) fn metrics(agent: &Agent, ctx: &Ctx, now: TimestampMs) -> AgentMetric
     }
 }
 
-/// The budget snapshot of SPEC §9 (the caller has already taken its `seq`).
-pub(crate) fn snapshot(
-    agent: &Agent,
-    ctx: &Ctx,
-    now: TimestampMs,
-    trigger: SnapshotTrigger,
-) -> BudgetSnapshot {
+/// The burn rate over each distinct window of the agent's burn-rate rules
+/// (SPEC §5), shortest window first.
+pub(crate) fn burn_rates(agent: &Agent, ctx: &Ctx) -> Vec<BurnRate> {
     let slo = ctx.slo;
-    let budget = agent.budget_for(slo);
-    let metrics = metrics(agent, ctx, now);
-    let breaker = agent.breaker();
-    let bc = breaker.counts();
     let mut burn_rates: Vec<BurnRate> = Vec::new();
     let mut seen = |w: WindowRef, ms: i64| {
         if burn_rates.iter().all(|b| b.window_ms != ms) {
@@ -79,6 +71,22 @@ pub(crate) fn snapshot(
         seen(l, rule.long_ms);
     }
     burn_rates.sort_by_key(|b| b.window_ms);
+    burn_rates
+}
+
+/// The budget snapshot of SPEC §9 (the caller has already taken its `seq`).
+pub(crate) fn snapshot(
+    agent: &Agent,
+    ctx: &Ctx,
+    now: TimestampMs,
+    trigger: SnapshotTrigger,
+) -> BudgetSnapshot {
+    let slo = ctx.slo;
+    let budget = agent.budget_for(slo);
+    let metrics = metrics(agent, ctx, now);
+    let breaker = agent.breaker();
+    let bc = breaker.counts();
+    let burn_rates = burn_rates(agent, ctx);
     let slo_violations = violations(slo, &metrics);
     let firing_alerts = agent
         .alerts()

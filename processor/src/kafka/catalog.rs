@@ -1,8 +1,28 @@
 //! Every metric `breakwater run` exports, with its help text: Prometheus
 //! tooling (`promtool check metrics`, Grafana) expects `# HELP` on each.
-//! Call [`describe`] once after installing a recorder.
+//! Call [`describe`] once after installing a recorder, and give the
+//! exporter the buckets of [`HISTOGRAM_BUCKETS`] (without them the
+//! Prometheus exporter renders a histogram as a summary, which cannot be
+//! aggregated across instances).
 
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+
+/// Buckets (seconds) of the histograms this module describes: from a
+/// millisecond (a fast decode or checkpoint) to minutes (a consumer far
+/// behind, a broker that does not acknowledge).
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// The histograms exported with buckets, by full name.
+/// `breakwater_restore_duration_seconds` is not among them: it stays a
+/// summary (its dashboards read its quantiles; a restore is rare).
+pub const HISTOGRAM_BUCKETS: &[(&str, &[f64])] = &[
+    ("breakwater_decode_duration_seconds", SECONDS_BUCKETS),
+    ("breakwater_processing_latency_seconds", SECONDS_BUCKETS),
+    ("breakwater_input_age_seconds", SECONDS_BUCKETS),
+    ("breakwater_checkpoint_duration_seconds", SECONDS_BUCKETS),
+];
 
 /// Registers the help text and unit of every metric, and starts the
 /// unlabelled counters at zero so they exist before their first event
@@ -19,13 +39,28 @@ pub fn describe() {
         "breakwater_restore_failures_total",
         "breakwater_table_records_refused_total",
         "breakwater_agent_series_omitted_total",
+        "breakwater_input_records_total",
     ] {
         metrics::counter!(name).increment(0);
+    }
+    for reason in ["duplicate", "late"] {
+        metrics::counter!("breakwater_events_skipped_total", "reason" => reason).increment(0);
+    }
+    for trigger in ["PERIODIC", "STATUS_CHANGE", "FINAL"] {
+        metrics::counter!("breakwater_snapshot_records_total", "trigger" => trigger).increment(0);
     }
     // Processor health.
     describe_counter!(
         "breakwater_events_total",
         "Task events counted by an engine."
+    );
+    describe_counter!(
+        "breakwater_input_records_total",
+        "Records read from the events topic (good and bad; added once per batch)."
+    );
+    describe_counter!(
+        "breakwater_events_skipped_total",
+        "Decoded events an engine did not count, by reason: duplicate (event id seen recently) or late (older than the budget window)."
     );
     describe_counter!(
         "breakwater_events_replayed_total",
@@ -72,6 +107,42 @@ pub fn describe() {
         "breakwater_restore_duration_seconds",
         Unit::Seconds,
         "Time to restore the agents of newly assigned partitions."
+    );
+    describe_histogram!(
+        "breakwater_decode_duration_seconds",
+        Unit::Seconds,
+        "Time to decode one batch of input records (one observation per non-empty batch, dead-lettering included)."
+    );
+    describe_histogram!(
+        "breakwater_input_age_seconds",
+        Unit::Seconds,
+        "Age of the newest record of each partition's batch when processed: Kafka record timestamp to the engine (one observation per partition per batch)."
+    );
+    describe_histogram!(
+        "breakwater_processing_latency_seconds",
+        Unit::Seconds,
+        "Kafka timestamp of an agent's newest input record in the batch that caused a breaker transition or alert, to the broker's acknowledgement of that output (as seen by the job, which serves acknowledgements every poll_interval)."
+    );
+    describe_histogram!(
+        "breakwater_checkpoint_duration_seconds",
+        Unit::Seconds,
+        "Time of a checkpoint: snapshot the changed agents, wait for every output to be acknowledged, commit the input offsets."
+    );
+    describe_counter!(
+        "breakwater_snapshot_records_total",
+        "Budget snapshot records written to the snapshots topic, by trigger (PERIODIC, STATUS_CHANGE, FINAL)."
+    );
+    describe_gauge!(
+        "breakwater_consumer_lag_records",
+        "Records of an assigned input partition not yet read: end offset minus position, from the consumer's statistics (every statistics.interval.ms, default 5 s)."
+    );
+    describe_gauge!(
+        "breakwater_consumer_queue_records",
+        "Records fetched by the consumer and not yet taken by the job, over all assigned partitions."
+    );
+    describe_gauge!(
+        "breakwater_producer_queue_records",
+        "Output records handed to the producer and not yet acknowledged (or their acknowledgement not yet served)."
     );
     describe_gauge!(
         "breakwater_assigned_partitions",
@@ -144,5 +215,13 @@ pub fn describe() {
         "breakwater_agent_time_until_retry_seconds",
         Unit::Seconds,
         "Time until an OPEN breaker half-opens."
+    );
+    describe_gauge!(
+        "breakwater_agent_burn_rate",
+        "Error budget burn rate over each window of the agent's burn-rate rules (1 = spending the budget exactly over the budget window; 0 with no task in the window)."
+    );
+    describe_gauge!(
+        "breakwater_agent_window_tasks",
+        "Tasks in each window of the agent's burn-rate rules."
     );
 }

@@ -75,6 +75,11 @@ impl ClientContext for Observed {
             .increment(1);
         tracing::warn!(client = self.name, %error, "kafka client error: {reason}");
     }
+
+    /// Only the group consumer's statistics are used (see
+    /// [`super::health`]); a `statistics.interval.ms` set for every client
+    /// must not make the others log theirs.
+    fn stats_raw(&self, _statistics: &[u8]) {}
 }
 
 /// A table consumer joins no group: nothing to do on rebalances.
@@ -103,6 +108,14 @@ pub fn client_config(settings: &KafkaSettings, role: Role, instance: &str) -> Cl
             c.set("enable.partition.eof", "false");
             // Incremental rebalances: only partitions that change owner stop.
             c.set("partition.assignment.strategy", "cooperative-sticky");
+            if role == Role::Group {
+                // The consumer-lag gauges come from librdkafka's statistics
+                // (no extra requests). At the checkpoint cadence, like the
+                // other gauges, so the exporter's idle timeout (three
+                // snapshot intervals) never drops them between updates.
+                let every = settings.snapshot_interval_ms.max(1_000);
+                c.set("statistics.interval.ms", every.to_string());
+            }
         }
         Role::Producer => {
             c.set("enable.idempotence", "true");

@@ -33,6 +33,10 @@ pub struct OutRecord {
     /// `None` is a tombstone.
     pub payload: Option<Vec<u8>>,
     pub headers: Vec<(&'static str, Vec<u8>)>,
+    /// For a breaker transition or alert: the Kafka timestamp (epoch ms)
+    /// of the input record it is attributed to, so its acknowledgement
+    /// records the processing latency (see [`super::health`]).
+    pub source_ms: Option<i64>,
 }
 
 /// Producer context: counts acknowledgements and keeps failed records.
@@ -56,8 +60,14 @@ impl ProducerContext for Delivery {
 
     fn delivery(&self, result: &DeliveryResult<'_>, record: Box<OutRecord>) {
         match result {
-            Ok(_) => metrics::counter!("breakwater_output_records_total", "topic" => record.topic.clone())
-                .increment(1),
+            Ok(_) => {
+                metrics::counter!("breakwater_output_records_total", "topic" => record.topic.clone())
+                    .increment(1);
+                if let Some(from) = record.source_ms {
+                    let secs = super::health::seconds_between(from, super::job::wall_ms());
+                    metrics::histogram!("breakwater_processing_latency_seconds").record(secs);
+                }
+            }
             Err((e, _)) => {
                 metrics::counter!("breakwater_output_delivery_failures_total").increment(1);
                 self.failed
@@ -222,6 +232,12 @@ impl RecordCollector {
                 self.send(record)?;
             }
         }
+    }
+
+    /// Records in the producer's queue: not yet sent, in flight, or
+    /// acknowledged with the report not yet served.
+    pub fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count()
     }
 
     /// Records sent since the last successful flush.

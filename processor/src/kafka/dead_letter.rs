@@ -60,6 +60,7 @@ pub fn dead_letter(
             (SOURCE_OFFSET_HEADER, source.offset.to_string().into_bytes()),
             (INSTANCE_HEADER, instance.as_bytes().to_vec()),
         ],
+        source_ms: None,
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Every snapshot interval the job sets, per input partition's engine:
 //! fleet gauges (agents per breaker state and per budget status), and
-//! per-agent gauges (`agent` label) for a bounded set of agents: every
+//! per-agent gauges (`agent` label; burn rates also by `window`) for a
+//! bounded set of agents: every
 //! agent whose breaker is not CLOSED or whose budget is not HEALTHY (the
 //! ones someone is looking at), the allow-list, then the busiest agents up
 //! to the cap. Agents left out are counted in
@@ -101,11 +102,13 @@ pub fn publish(engines: &mut [&mut Engine], budget: &SeriesBudget) {
     let started = |e: &Engine| e.clock() != crate::event::TimestampMs::MIN;
     metrics::counter!("breakwater_agent_series_omitted_total").increment(omitted as u64);
     for id in picked {
-        let Some(m) = engines
+        let Some(engine) = engines
             .iter_mut()
-            .filter(|e| started(e))
-            .find_map(|e| e.metrics(&id))
+            .find(|e| started(e) && e.agent(&id).is_some())
         else {
+            continue;
+        };
+        let (Some(m), Some(burn)) = (engine.metrics(&id), engine.burn_rates(&id)) else {
             continue;
         };
         let agent = id;
@@ -143,6 +146,16 @@ pub fn publish(engines: &mut [&mut Engine], budget: &SeriesBudget) {
             "breakwater_agent_time_until_retry_seconds",
             m.time_until_retry,
         );
+        // SPEC §5: one series per window of the agent's burn-rate rules
+        // (with the default 24 h budget window: 5m, 30m, 1h, 6h, 24h). An
+        // empty window burns nothing: 0, so both windows of a rule always
+        // have a series. The task count lets alerting rules apply the
+        // engine's low-traffic guard (burn_rate.min_tasks).
+        for b in burn {
+            let labels = [("agent", agent.clone()), ("window", b.window)];
+            metrics::gauge!("breakwater_agent_burn_rate", &labels).set(b.burn_rate.unwrap_or(0.0));
+            metrics::gauge!("breakwater_agent_window_tasks", &labels).set(b.tasks as f64);
+        }
         for s in StateName::ALL {
             let on = if s == m.circuit_state { 1.0 } else { 0.0 };
             metrics::gauge!("breakwater_agent_circuit_state", "agent" => agent.clone(), "state" => s.as_str())

@@ -254,6 +254,10 @@ fn run_loop(
             .store(s.partitions() as u64, Ordering::Relaxed);
         let updates = tables.poll();
         s.process(batch, &updates, tables, now)?;
+        // Every turn: a call into librdkafka, no request, and the queue
+        // that grows first when the broker is slow to acknowledge outputs.
+        let queued = s.sink.collector.in_flight();
+        metrics::gauge!("breakwater_producer_queue_records").set(f64::from(queued));
         if now >= next_checkpoint || s.commit_failed() {
             s.checkpoint(consumer, None, SnapshotTrigger::Periodic, now)?;
             s.publish_gauges(&settings.series);
@@ -306,6 +310,7 @@ fn poll_batch(
                         epoch,
                         key: m.key().map(<[u8]>::to_vec),
                         payload: m.payload().unwrap_or_default().to_vec(),
+                        timestamp: m.timestamp().to_millis(),
                     });
                 }
             }

@@ -15,6 +15,7 @@ pub mod codec;
 pub mod collector;
 pub mod dead_letter;
 pub mod gauges;
+pub mod health;
 pub mod job;
 pub mod query;
 pub mod restore;

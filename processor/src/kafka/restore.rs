@@ -94,6 +94,7 @@ impl Restorer {
                 key: Some(key.as_bytes().to_vec()),
                 payload: None,
                 headers: vec![(MARKER_HEADER, b"1".to_vec())],
+                source_ms: None,
             })?;
             pending.insert(p, key);
             tpl.add_partition_offset(&self.topic, p, Offset::Beginning)

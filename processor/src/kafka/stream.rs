@@ -13,10 +13,10 @@
 //! counted exactly once. Outputs produced between the last checkpoint and
 //! the crash may be produced again: they carry the same sequence numbers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -25,6 +25,7 @@ use super::codec::{Codec, CONTENT_TYPE_HEADER, INSTANCE_HEADER, SCHEMA_HEADER};
 use super::collector::{OutRecord, RecordCollector};
 use super::dead_letter::{dead_letter, kind, Source};
 use super::gauges;
+use super::health::{self, SnapshotWrites};
 use super::job::{Control, JobStatus};
 use super::restore::{rebuild, Restorer, POSITION_HEADER, STATE_HEADER};
 use super::tables::{TableUpdate, Tables};
@@ -33,7 +34,7 @@ use super::JobError;
 use crate::config::{SeriesBudget, SloConfig, TimerClock, Topics};
 use crate::decode::DecodeError;
 use crate::engine::query::{AgentStatus, AgentSummary};
-use crate::engine::{Clock, Engine};
+use crate::engine::{Clock, Engine, EngineStats};
 use crate::event::{TaskEvent, TimestampMs};
 use crate::output::{Output, SnapshotTrigger};
 
@@ -44,6 +45,8 @@ pub struct Polled {
     pub epoch: u64,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
+    /// The record's Kafka timestamp (create or log-append time), epoch ms.
+    pub timestamp: Option<TimestampMs>,
 }
 
 /// Where outputs go: encoded, given headers, handed to the collector.
@@ -58,14 +61,18 @@ impl Sink {
     /// Sends what `engine` (the task of `partition`) produced. Budget
     /// snapshots carry the agent's engine state and input position, and go
     /// to the snapshots partition numbered like the input partition.
+    /// `newest` gives, per agent, the Kafka timestamp a transition or alert
+    /// is attributed to (see [`health::newest_record_by_agent`]).
     fn emit(
         &mut self,
         partition: i32,
         engine: &Engine,
         out: &mut Vec<Output>,
         status: &JobStatus,
+        newest: Option<&HashMap<&str, TimestampMs>>,
     ) -> Result<(), JobError> {
         let n = out.len() as u64;
+        let mut snapshots = SnapshotWrites::default();
         for o in out.drain(..) {
             let encoded = self.codec.encode(&o)?;
             let mut record = OutRecord {
@@ -81,6 +88,7 @@ impl Sink {
                         encoded.content_type.as_bytes().to_vec(),
                     ),
                 ],
+                source_ms: None,
             };
             record.topic = match &o {
                 Output::BreakerTransition(t) => {
@@ -89,6 +97,7 @@ impl Sink {
                         previous = t.previous_state.as_str(), reason = ?t.reason,
                         retry_at = ?t.retry_at, "breaker transition"
                     );
+                    record.source_ms = newest.and_then(|m| m.get(t.agent_id.as_str()).copied());
                     self.topics.breaker_state.clone()
                 }
                 Output::Alert(a) => {
@@ -97,9 +106,11 @@ impl Sink {
                         status = ?a.status, severity = ?a.severity, value = ?a.value,
                         threshold = a.threshold, "alert"
                     );
+                    record.source_ms = newest.and_then(|m| m.get(a.agent_id.as_str()).copied());
                     self.topics.alerts.clone()
                 }
                 Output::BudgetSnapshot(s) => {
+                    snapshots.add(s.trigger);
                     record.partition = Some(partition);
                     if let (Some(state), Some(position)) = (
                         engine.export_agent(&s.agent_id),
@@ -115,6 +126,7 @@ impl Sink {
             };
             self.collector.send(record)?;
         }
+        snapshots.publish();
         JobStatus::add(&status.outputs, n);
         Ok(())
     }
@@ -199,10 +211,15 @@ impl Stream {
                 apply(&mut task.engine, u, false, &mut self.out);
             }
             self.sink
-                .emit(p, &task.engine, &mut self.out, &self.control.status)?;
+                .emit(p, &task.engine, &mut self.out, &self.control.status, None)?;
+        }
+        if batch.is_empty() {
+            return self.sink.collector.poll();
         }
         JobStatus::add(&self.control.status.records, batch.len() as u64);
-        let mut events: BTreeMap<i32, (Vec<TaskEvent>, Vec<i64>)> = BTreeMap::new();
+        metrics::counter!("breakwater_input_records_total").increment(batch.len() as u64);
+        let decoding = Instant::now();
+        let mut events: BTreeMap<i32, PartitionBatch> = BTreeMap::new();
         for r in batch {
             let Some(task) = self.tasks.get_mut(&r.partition) else {
                 continue;
@@ -213,9 +230,10 @@ impl Stream {
             task.next_offset = Some(r.offset + 1);
             match decode(&mut self.sink.codec, &self.control, &r.payload)? {
                 Ok(e) => {
-                    let (evs, offs) = events.entry(r.partition).or_default();
-                    evs.push(e);
-                    offs.push(r.offset);
+                    let b = events.entry(r.partition).or_default();
+                    b.events.push(e);
+                    b.offsets.push(r.offset);
+                    b.stamps.push(r.timestamp);
                 }
                 Err(err) => {
                     let source = Source {
@@ -239,21 +257,38 @@ impl Stream {
                 }
             }
         }
+        metrics::histogram!("breakwater_decode_duration_seconds")
+            .record(decoding.elapsed().as_secs_f64());
         let clock = if wall { Clock::Held } else { Clock::EventTime };
-        for (p, (evs, offs)) in events {
+        for (p, b) in events {
             let task = self.tasks.get_mut(&p).expect("checked above");
-            let replayed_before = task.engine.stats().replayed;
+            let before = task.engine.stats();
             let counted = task
                 .engine
-                .process_batch_at(&evs, &offs, clock, &mut self.out);
-            let replayed = task.engine.stats().replayed - replayed_before;
+                .process_batch_at(&b.events, &b.offsets, clock, &mut self.out);
+            let after = task.engine.stats();
+            let replayed = after.replayed - before.replayed;
             JobStatus::add(&self.control.status.events, counted as u64);
             JobStatus::add(&self.control.status.replayed, replayed);
             metrics::counter!("breakwater_events_total").increment(counted as u64);
             metrics::counter!("breakwater_events_replayed_total").increment(replayed);
+            b.record_skipped(before, after);
+            b.record_age();
             new_agents(task, tables, &mut self.out);
-            self.sink
-                .emit(p, &task.engine, &mut self.out, &self.control.status)?;
+            // Only batches that changed a breaker or an alert pay for the
+            // attribution map.
+            let caused = self
+                .out
+                .iter()
+                .any(|o| !matches!(o, Output::BudgetSnapshot(_)));
+            let newest = caused.then(|| health::newest_record_by_agent(&b.events, &b.stamps));
+            self.sink.emit(
+                p,
+                &task.engine,
+                &mut self.out,
+                &self.control.status,
+                newest.as_ref(),
+            )?;
         }
         self.sink.collector.poll()
     }
@@ -264,6 +299,23 @@ impl Stream {
     /// retried by the next checkpoint; nothing is lost meanwhile, the
     /// input is only read again).
     pub fn checkpoint(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        partitions: Option<&[i32]>,
+        trigger: SnapshotTrigger,
+        now: TimestampMs,
+    ) -> Result<bool, JobError> {
+        let started = Instant::now();
+        let result = self.snapshot_flush_commit(consumer, partitions, trigger, now);
+        if result.is_ok() {
+            metrics::histogram!("breakwater_checkpoint_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    /// [`Stream::checkpoint`] itself.
+    fn snapshot_flush_commit(
         &mut self,
         consumer: &BaseConsumer<GroupContext>,
         partitions: Option<&[i32]>,
@@ -285,7 +337,7 @@ impl Stream {
                 self.out.push(Output::BudgetSnapshot(Box::new(s)));
             }
             self.sink
-                .emit(p, &task.engine, &mut self.out, &self.control.status)?;
+                .emit(p, &task.engine, &mut self.out, &self.control.status, None)?;
             if let Some(next) = task.commit_due() {
                 let mut elem = tpl.add_partition(&self.sink.topics.events, p);
                 elem.set_offset(Offset::Offset(next))
@@ -484,6 +536,39 @@ impl Stream {
                 (p, task)
             })
             .collect())
+    }
+}
+
+/// One partition's decoded events in a batch, with their input offsets and
+/// Kafka timestamps.
+#[derive(Default)]
+struct PartitionBatch {
+    events: Vec<TaskEvent>,
+    offsets: Vec<i64>,
+    stamps: Vec<Option<TimestampMs>>,
+}
+
+impl PartitionBatch {
+    /// Counts the events the engine did not count, from its stats before
+    /// and after the batch.
+    fn record_skipped(&self, before: EngineStats, after: EngineStats) {
+        for (reason, n) in [
+            ("duplicate", after.duplicates - before.duplicates),
+            ("late", after.late - before.late),
+        ] {
+            if n > 0 {
+                metrics::counter!("breakwater_events_skipped_total", "reason" => reason)
+                    .increment(n);
+            }
+        }
+    }
+
+    /// The age of the batch's newest record now that it is processed.
+    fn record_age(&self) {
+        if let Some(&newest) = self.stamps.iter().flatten().max() {
+            let secs = health::seconds_between(newest, super::job::wall_ms());
+            metrics::histogram!("breakwater_input_age_seconds").record(secs);
+        }
     }
 }
 

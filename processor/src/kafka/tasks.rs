@@ -21,6 +21,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
 use rdkafka::TopicPartitionList;
 
 use super::client::Observed;
@@ -64,6 +65,12 @@ impl ClientContext for GroupContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.observed.error(error, reason);
+    }
+
+    /// librdkafka's statistics (every `statistics.interval.ms`, served by
+    /// `poll` on the job's thread): the consumer-lag gauges.
+    fn stats(&self, statistics: Statistics) {
+        super::health::publish_consumer_stats(&statistics, &self.events_topic);
     }
 }
 

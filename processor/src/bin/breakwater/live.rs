@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use metrics_util::MetricKindMask;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
@@ -124,8 +124,13 @@ fn serve_http(
     probes: Probes,
     idle: Duration,
 ) -> Result<()> {
-    let handle = PrometheusBuilder::new()
-        .idle_timeout(MetricKindMask::GAUGE, Some(idle))
+    let mut builder = PrometheusBuilder::new().idle_timeout(MetricKindMask::GAUGE, Some(idle));
+    for (name, buckets) in kafka::catalog::HISTOGRAM_BUCKETS {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full((*name).to_string()), buckets)
+            .context("histogram buckets")?;
+    }
+    let handle = builder
         .install_recorder()
         .context("installing the metrics recorder")?;
     kafka::catalog::describe();
