@@ -15,6 +15,7 @@ use super::counts::{
 };
 use super::dedup::RecentIds;
 use super::plan::{SloPlan, WindowRef};
+use super::tail::TailCounts;
 use super::window::{SlidingWindow, BUDGET_BUCKETS, BURN_BUCKETS, SKETCH_BUCKETS};
 use super::Categories;
 use crate::config::{duration_label, BudgetAction, Direction, Severity, Slo, SloId, Thresholds};
@@ -66,8 +67,9 @@ pub struct Agent {
     /// Last sequence number used on an output record.
     pub(crate) seq: u64,
     pub(crate) recent: RecentIds,
-    /// Eval categories this agent tracks (at most `MAX_EVAL_CATEGORIES`).
-    pub(crate) eval_categories: Vec<u16>,
+    /// Eval categories this agent tracks (at most `MAX_EVAL_CATEGORIES`);
+    /// inline for the usual few, as every event with evals reads it.
+    pub(crate) eval_categories: SmallVec<[u16; 4]>,
     /// Changed since the last periodic snapshot.
     pub(crate) dirty: bool,
     /// Due times of this agent's pending timers, to ignore superseded ones.
@@ -75,6 +77,9 @@ pub struct Agent {
     /// Input offset of the last event reflected in this state
     /// ([`NO_POSITION`] if none): replayed input up to it is skipped.
     pub(crate) position: i64,
+    /// Latencies above the p99 rule's thresholds (derived, not saved).
+    #[serde(skip)]
+    pub(crate) tail: TailCounts,
 }
 
 /// [`Agent::position`] of an agent that has seen no positioned event.
@@ -105,10 +110,11 @@ impl Agent {
             status: BudgetStatus::Healthy,
             seq: 0,
             recent: RecentIds::default(),
-            eval_categories: Vec::new(),
+            eval_categories: SmallVec::new(),
             dirty: false,
             timers: PendingTimers::default(),
             position: NO_POSITION,
+            tail: TailCounts::default(),
         }
     }
 
@@ -179,10 +185,12 @@ impl Agent {
         next
     }
 
-    /// Starts loading the buckets an event at `t` will touch (batch path).
-    pub(crate) fn prefetch(&self, t: TimestampMs) {
+    /// Starts loading the buckets event `e` will touch (batch path).
+    pub(crate) fn prefetch(&self, e: &TaskEvent) {
+        let t = e.timestamp;
         self.metrics.prefetch(t);
         self.latency.prefetch(t);
+        self.latency.total().prefetch(e.latency_ms);
         for w in &self.burn {
             w.prefetch(t);
         }
@@ -220,8 +228,15 @@ impl Agent {
             return Applied::Late;
         }
         if e.outcome.is_task() {
-            self.latency
-                .record(e.timestamp, |b, total| b.add(e.latency_ms, total));
+            let before = self.latency.total().count();
+            let mut key = None;
+            self.latency.record(e.timestamp, |b, total| {
+                key = Some(b.add(e.latency_ms, total))
+            });
+            if let Some(key) = key {
+                let total = self.latency.total();
+                self.tail.recorded(&ctx.plan.p99, key, before, total);
+            }
         }
         for w in &mut self.burn {
             w.record(e.timestamp, |b, total| {
@@ -374,8 +389,14 @@ impl Agent {
             ratio(m.hallucinations, m.hallucination_evaluated),
             m.hallucination_evaluated >= a.min_tasks as u64,
         );
+        // The walk only when the rule can fire or is firing: otherwise its
+        // value is not reported and `apply_rule` returns at once.
         let p99 = if floor
             && (a.p99_latency_ms.warning.is_some() || a.p99_latency_ms.critical.is_some())
+            && (self.alerts.is_firing(Rule::P99LatencyMs)
+                || self
+                    .tail
+                    .maybe_above(&ctx.plan.p99, 0.99, self.latency.total()))
         {
             self.latency_quantile(0.99).map(|v| v as f64)
         } else {

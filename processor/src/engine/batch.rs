@@ -116,7 +116,7 @@ impl Engine {
         for (n, e) in events.iter().enumerate() {
             let near = n + AHEAD / 2;
             if near < events.len() {
-                self.agents[slots[near % AHEAD]].prefetch(events[near].timestamp);
+                self.agents[slots[near % AHEAD]].prefetch(&events[near]);
             }
             let i = slots[n % AHEAD];
             if n + AHEAD < events.len() {

@@ -298,8 +298,8 @@ impl LatencyBucket {
         total.merge(&self.sketch);
     }
 
-    /// Records one latency in the bucket and in the window `total`.
-    pub fn add(&mut self, value_ms: u64, total: &mut LatencySketch) {
+    /// Records one latency in the bucket and in the window `total`; returns its key.
+    pub fn add(&mut self, value_ms: u64, total: &mut LatencySketch) -> SampleKey {
         let key = LatencySketch::key_of(value_ms);
         total.add_key(key);
         if self.samples.len() < SPARSE_SAMPLES && self.sketch.is_empty() {
@@ -310,6 +310,7 @@ impl LatencyBucket {
             }
             self.sketch.add_key(key);
         }
+        key
     }
 }
 
@@ -360,7 +361,9 @@ mod tests {
                 t += gap * 10;
                 for k in 0..=burst {
                     let v = (value + k as u64 * 37) % 100_000;
-                    w.record(t, |b, total| b.add(v, total));
+                    w.record(t, |b, total| {
+                        b.add(v, total);
+                    });
                     kept.push((t, v));
                 }
                 let oldest = w.start_ms().unwrap();

@@ -41,6 +41,7 @@ pub mod query;
 mod restore;
 pub mod sketch;
 mod state;
+mod tail;
 mod timer;
 mod view;
 pub mod window;

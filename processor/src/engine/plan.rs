@@ -1,6 +1,7 @@
 //! What an SLO implies for the shape of an agent's state, worked out once per
 //! SLO rather than once per agent or per event.
 
+use super::tail::TailKeys;
 use crate::config::Slo;
 
 /// Where a burn-rate rule reads its counts.
@@ -28,6 +29,8 @@ pub struct SloPlan {
     pub burn_windows: Vec<i64>,
     /// Per burn-rate rule: (long, short).
     pub rule_windows: Vec<(WindowRef, WindowRef)>,
+    /// The p99 latency rule's thresholds as sketch bins.
+    pub(crate) p99: TailKeys,
 }
 
 impl SloPlan {
@@ -55,6 +58,7 @@ impl SloPlan {
         SloPlan {
             burn_windows,
             rule_windows,
+            p99: TailKeys::new(&slo.alerts.p99_latency_ms),
         }
     }
 }

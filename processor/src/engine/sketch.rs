@@ -177,6 +177,13 @@ fn grown_capacity(span: usize, capacity: usize) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SampleKey(u16);
 
+impl SampleKey {
+    /// Whether this value lies in `bin` or above it; a 0 ms value never does.
+    pub fn at_or_above(self, bin: SampleKey) -> bool {
+        self.0 != ZERO_KEY && self.0 >= bin.0
+    }
+}
+
 /// The key of a 0 ms latency, which has its own counter. Real bin indices
 /// stay below 64 × 35.
 const ZERO_KEY: u16 = u16::MAX;
@@ -406,15 +413,102 @@ impl LatencySketch {
             return None;
         }
         let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
-        if self.count < 1 << 52 {
+        if let Some(floor) = self.rank_floor(q) {
             // Every cumulative count is below 2^53, hence exact in f64, and
             // `c as f64 <= rank` is `c <= ⌊rank⌋` (i64: cheaper conversions).
-            let rank = q * (self.count - 1) as i64 as f64;
-            let floor = rank as i64 as u64;
             self.quantile_by(q > 0.5, |c| c <= floor)
         } else {
             let rank = q * (self.count - 1) as f64;
             self.quantile_by(q > 0.5, |c| c as f64 <= rank)
+        }
+    }
+
+    /// The rank [`quantile`](Self::quantile) looks for: `⌊q × (count − 1)⌋`,
+    /// as that walk computes it (`None` when empty or past 2^52 values).
+    fn rank_floor(&self, q: f64) -> Option<u64> {
+        let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
+        (self.count > 0 && self.count < 1 << 52)
+            .then(|| (q * (self.count - 1) as i64 as f64) as i64 as u64)
+    }
+
+    /// Whether `quantile(q)` is at or above the bin of `key`, given `at_or_above`,
+    /// the number of values whose key is `key` or higher; `None` when the
+    /// count can't tell (collapsed, empty, or a zero key).
+    ///
+    /// With the count kept up to date by the caller this answers "is the p99
+    /// above the threshold" without walking the bins: the quantile's bin is at
+    /// or above `key` exactly when at most `rank` values lie below it.
+    ///
+    /// ```
+    /// use breakwater::engine::sketch::LatencySketch;
+    /// let mut s = LatencySketch::new();
+    /// (1..=100).for_each(|ms| s.add(ms));
+    /// let key = LatencySketch::key_above(90.0).unwrap(); // values > 90 ms
+    /// let above = s.count_from_key(key);
+    /// assert_eq!(s.quantile_reaches(0.99, key, above), Some(true));
+    /// assert_eq!(s.quantile_reaches(0.5, key, above), Some(false));
+    /// ```
+    pub fn quantile_reaches(&self, q: f64, key: SampleKey, at_or_above: u64) -> Option<bool> {
+        if self.collapsed || key.0 == ZERO_KEY {
+            return None;
+        }
+        let rank = self.rank_floor(q)?;
+        // Below `key` lie `count − at_or_above` values (zeros included); the
+        // walk stops in the first bin whose cumulative count passes `rank`.
+        Some(self.count - at_or_above <= rank)
+    }
+
+    /// The number of values recorded with `key` or a higher key (zeros
+    /// excluded). Exact unless the sketch is collapsed.
+    pub fn count_from_key(&self, key: SampleKey) -> u64 {
+        if self.used == 0 || key.0 == ZERO_KEY {
+            return 0;
+        }
+        let from = i32::from(key.0).max(self.lo());
+        if from > self.hi() {
+            return 0;
+        }
+        let bins = self.used_bins();
+        bins[(from - self.lo()) as usize..]
+            .iter()
+            .map(|&c| u64::from(c))
+            .sum()
+    }
+
+    /// The lowest key whose values [`quantile`](Self::quantile) reports as
+    /// more than `threshold_ms`: `quantile(q) > threshold_ms` exactly when the
+    /// quantile's bin is at or above it. `None` when no key expresses that:
+    /// a negative threshold (a 0 ms quantile exceeds it too) or one no
+    /// value can exceed.
+    pub fn key_above(threshold_ms: f64) -> Option<SampleKey> {
+        if !(threshold_ms >= 0.0) {
+            return None;
+        }
+        // `representative` is monotone in the index: binary search.
+        let (mut lo, mut hi) = (0, MAX_INDEX);
+        if representative(hi) as f64 <= threshold_ms {
+            return None;
+        }
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if representative(mid) as f64 > threshold_ms {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Some(SampleKey(lo as u16))
+    }
+
+    /// Starts loading the bin `value_ms` would land in (batch path): the
+    /// store is a separate allocation, so the agent's prefetch misses it.
+    pub(crate) fn prefetch(&self, value_ms: u64) {
+        if self.used == 0 || value_ms == 0 {
+            return;
+        }
+        let slot = (index_of(value_ms).max(self.lo()) - i32::from(self.base)) as usize;
+        if let Some(bin) = self.bins.get(slot) {
+            super::prefetch::prefetch(bin);
         }
     }
 
@@ -1034,6 +1128,25 @@ mod tests {
     }
 
     proptest! {
+        /// The threshold test without a walk agrees with the walk, for any
+        /// values (zeros included), quantile and threshold.
+        #[test]
+        fn quantile_reaches_agrees_with_quantile(
+            values in prop::collection::vec(prop_oneof![Just(0u64), 1u64..200_000], 1..600),
+            q in prop_oneof![Just(0.99), Just(0.5), Just(1.0), Just(0.0), 0.0f64..1.0],
+            threshold in prop_oneof![Just(0.0), 0.0f64..250_000.0, (1u64..200_000).prop_map(|v| v as f64)],
+        ) {
+            let s = sketch_of(&values);
+            let expected = s.quantile(q).unwrap() as f64 > threshold;
+            match LatencySketch::key_above(threshold) {
+                Some(key) => {
+                    let above = s.count_from_key(key);
+                    prop_assert_eq!(s.quantile_reaches(q, key, above), Some(expected));
+                }
+                None => prop_assert!(!expected),
+            }
+        }
+
         #[test]
         fn quantiles_within_1pct(mut values in prop::collection::vec(1u64..10_000_000, 1..2000)) {
             let s = sketch_of(&values);

@@ -74,6 +74,9 @@ pub struct SlidingWindow<B: Bucket> {
     width_ms: i64,
     /// Index of the newest bucket the window has reached; `i64::MIN` before any.
     head: i64,
+    /// `head mod N`: a sample in the head bucket (the common case for a
+    /// busy agent) finds its slot with no division.
+    head_slot: u32,
     /// Bit `s` set ⇔ slot `s` holds data for a bucket inside the window.
     live: u64,
     /// Bucket `i` lives in slot `i mod N`.
@@ -103,6 +106,7 @@ impl<B: Bucket> SlidingWindow<B> {
         SlidingWindow {
             width_ms,
             head: i64::MIN,
+            head_slot: 0,
             live: 0,
             slots: (0..n).map(|_| B::default()).collect(),
             total: B::Total::default(),
@@ -136,16 +140,44 @@ impl<B: Bucket> SlidingWindow<B> {
     /// Moves the window's end to `now` (never backwards), dropping buckets
     /// that slid out.
     pub fn advance(&mut self, now: TimestampMs) {
+        if self.in_head(now) {
+            return;
+        }
         let idx = now.div_euclid(self.width_ms);
         if idx > self.head {
             self.advance_to_bucket(idx);
         }
     }
 
+    /// Whether `t` falls in the head bucket. i128: `head × width` of an
+    /// extreme timestamp may not fit an i64.
+    #[inline]
+    fn in_head(&self, t: TimestampMs) -> bool {
+        let since = i128::from(t) - i128::from(self.head) * i128::from(self.width_ms);
+        self.head != i64::MIN && (0..i128::from(self.width_ms)).contains(&since)
+    }
+
+    /// Bucket index and slot of time `t`.
+    #[inline]
+    fn locate(&self, t: TimestampMs) -> (i64, usize) {
+        if self.in_head(t) {
+            return (self.head, self.head_slot as usize);
+        }
+        let idx = t.div_euclid(self.width_ms);
+        (idx, idx.rem_euclid(self.n()) as usize)
+    }
+
     fn advance_to_bucket(&mut self, idx: i64) {
         let n = self.n();
         let old = self.head;
         self.head = idx;
+        if old == i64::MIN || idx - old >= n || self.live == 0 {
+            self.head_slot = idx.rem_euclid(n) as u32;
+        } else {
+            // Same as `idx mod n` without the division: old's slot, moved on.
+            let slot = i64::from(self.head_slot) + (idx - old);
+            self.head_slot = (if slot >= n { slot - n } else { slot }) as u32;
+        }
         if self.live == 0 {
             return;
         }
@@ -185,13 +217,12 @@ impl<B: Bucket> SlidingWindow<B> {
     /// the running total. Returns `false` (and changes nothing) when `t` is
     /// older than the window.
     pub fn record(&mut self, t: TimestampMs, apply: impl FnOnce(&mut B, &mut B::Total)) -> bool {
-        let idx = t.div_euclid(self.width_ms);
+        let (idx, s) = self.locate(t);
         if idx > self.head {
             self.advance_to_bucket(idx);
         } else if idx <= self.head - self.n() {
             return false;
         }
-        let s = idx.rem_euclid(self.n()) as usize;
         self.live |= 1 << s;
         apply(&mut self.slots[s], &mut self.total);
         true
@@ -199,7 +230,7 @@ impl<B: Bucket> SlidingWindow<B> {
 
     /// Starts loading the slot a sample at `t` would land in (batch path).
     pub(crate) fn prefetch(&self, t: TimestampMs) {
-        let s = t.div_euclid(self.width_ms).rem_euclid(self.n()) as usize;
+        let (_, s) = self.locate(t);
         super::prefetch::prefetch(&self.slots[s]);
     }
 
@@ -292,6 +323,7 @@ impl<B: Bucket> SlidingWindow<B> {
         let mut w = Self::new(window_ms, buckets);
         let n = w.n();
         w.head = head.unwrap_or(i64::MIN);
+        w.head_slot = head.map_or(0, |h| h.rem_euclid(n) as u32);
         for (age, bucket) in live {
             let head = head?;
             if i64::from(age) >= n {

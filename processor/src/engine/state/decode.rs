@@ -243,10 +243,11 @@ impl<'de> Visitor<'de> for AgentSeed<'_> {
             status,
             seq: out_seq,
             recent,
-            eval_categories: ids.to_vec(),
+            eval_categories: ids.iter().copied().collect(),
             dirty: false,
             timers,
             position: position.unwrap_or(NO_POSITION),
+            tail: Default::default(),
         };
         Ok((agent, clock))
     }
