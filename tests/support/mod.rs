@@ -3,6 +3,7 @@
 //! Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod job;
 pub mod kafka;
 pub mod prometheus;

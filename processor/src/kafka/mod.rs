@@ -16,6 +16,8 @@ pub mod collector;
 pub mod dead_letter;
 pub mod gauges;
 pub mod job;
+pub mod owners;
+pub mod partitioner;
 pub mod query;
 pub mod restore;
 pub mod stream;
