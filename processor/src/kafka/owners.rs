@@ -4,7 +4,8 @@
 //! protocol assignment). For the HTTP API's 404; best effort, never fatal:
 //! a broker that cannot describe the group leaves the owner unknown.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::AdminClient;
 use rdkafka::client::ClientContext;
@@ -114,6 +115,30 @@ pub struct Directory<C: ClientContext + 'static> {
     /// `partitioner` as configured (for the response), and what it means.
     partitioner_name: String,
     partitioner: Option<Partitioner>,
+    /// The broker's last answers, reused for [`CACHE_FOR`].
+    cache: Mutex<Option<Snapshot>>,
+}
+
+/// How long the broker's answers are reused: a burst of 404s (a client
+/// asking every instance for an agent) costs the brokers one round of
+/// requests, and an owner is at most this much out of date after a
+/// rebalance.
+const CACHE_FOR: Duration = Duration::from_secs(2);
+
+/// What the broker said about the events topic and the group.
+#[derive(Clone)]
+struct Snapshot {
+    at: Instant,
+    partitions: Option<i32>,
+    /// The group's state and members, or why the broker did not describe it.
+    group: Result<Arc<Described>, String>,
+}
+
+/// A described group, owned.
+struct Described {
+    state: String,
+    /// Member id, client id, client host, assignment.
+    members: Vec<(String, String, String, Vec<u8>)>,
 }
 
 impl<C: ClientContext + 'static> Directory<C> {
@@ -127,13 +152,45 @@ impl<C: ClientContext + 'static> Directory<C> {
             group_id: settings.group_id.clone(),
             partitioner_name: configured.unwrap_or("consistent_random").to_string(),
             partitioner: Partitioner::from_property(configured),
+            cache: Mutex::new(None),
         }
     }
 
     /// Locates `agent_id`: its partition from the events topic's metadata,
-    /// then that partition's owner from a DescribeGroups. Blocking (two
-    /// broker round trips at most). `owned`: this instance's partitions.
+    /// then that partition's owner from the group's description. Blocking
+    /// (a few broker round trips, unless answered in the last
+    /// [`CACHE_FOR`]). `owned`: this instance's partitions.
     pub fn locate(&self, agent_id: &str, owned: &[i32]) -> Location {
+        let snapshot = self.snapshot();
+        let partition = self
+            .partitioner
+            .zip(snapshot.partitions)
+            .filter(|_| !agent_id.is_empty())
+            .map(|(p, n)| p.partition(agent_id.as_bytes(), n));
+        let found = match (partition, &snapshot.group) {
+            (None, _) => Err("the agent's partition is unknown".to_string()),
+            (Some(_), Err(why)) => Err(why.clone()),
+            (Some(p), Ok(group)) => self.owner_in(group, p, owned),
+        };
+        let (owner, owner_unknown) = match found {
+            Ok(m) => (Some(m), None),
+            Err(why) => (None, Some(why)),
+        };
+        Location {
+            partition,
+            partitioner: Some(self.partitioner_name.clone()),
+            partitions: snapshot.partitions,
+            owner,
+            owner_unknown,
+        }
+    }
+
+    /// The cached snapshot, or a new one from the broker.
+    fn snapshot(&self) -> Snapshot {
+        let mut cache = self.cache.lock().expect("directory cache lock");
+        if let Some(s) = cache.as_ref().filter(|s| s.at.elapsed() < CACHE_FOR) {
+            return s.clone();
+        }
         let client = self.admin.inner();
         let partitions = client
             .fetch_metadata(Some(&self.events_topic), BROKER_TIMEOUT)
@@ -142,33 +199,20 @@ impl<C: ClientContext + 'static> Directory<C> {
                 let t = md.topics().iter().find(|t| t.name() == self.events_topic)?;
                 i32::try_from(t.partitions().len()).ok().filter(|&n| n > 0)
             });
-        let partition = self
-            .partitioner
-            .zip(partitions)
-            .filter(|_| !agent_id.is_empty())
-            .map(|(p, n)| p.partition(agent_id.as_bytes(), n));
-        let (owner, owner_unknown) = match partition {
-            None => (None, Some("the agent's partition is unknown".to_string())),
-            Some(p) => match self.owner_of(p, owned) {
-                Ok(m) => (Some(m), None),
-                Err(why) => (None, Some(why)),
-            },
-        };
-        Location {
-            partition,
-            partitioner: Some(self.partitioner_name.clone()),
+        let s = Snapshot {
+            at: Instant::now(),
             partitions,
-            owner,
-            owner_unknown,
-        }
+            group: self.describe().map(Arc::new),
+        };
+        *cache = Some(s.clone());
+        s
     }
 
-    /// The member the group's current assignment gives `partition` of the
-    /// events topic, or why it is not known. librdkafka lists the groups
+    /// The group as the broker describes it. librdkafka lists the groups
     /// (ListGroups) and describes the one asked for (DescribeGroups); Tansu
     /// 0.6 lists none and describes groups without members, so there the
     /// owner stays unknown.
-    fn owner_of(&self, partition: i32, owned: &[i32]) -> Result<GroupMember, String> {
+    fn describe(&self) -> Result<Described, String> {
         let list = self
             .admin
             .inner()
@@ -179,12 +223,38 @@ impl<C: ClientContext + 'static> Directory<C> {
             .iter()
             .find(|g| g.name() == self.group_id)
             .ok_or_else(|| format!("the broker does not list group {}", self.group_id))?;
-        let members = group.members().iter().map(|m| Member {
-            id: m.id(),
-            client_id: m.client_id(),
-            client_host: m.client_host(),
-            assignment: m.assignment().unwrap_or_default(),
+        let members = group.members().iter().map(|m| {
+            let assignment = m.assignment().unwrap_or_default().to_vec();
+            (
+                m.id().into(),
+                m.client_id().into(),
+                m.client_host().into(),
+                assignment,
+            )
         });
+        Ok(Described {
+            state: group.state().to_string(),
+            members: members.collect(),
+        })
+    }
+
+    /// The member of `group` assigned `partition` of the events topic, or
+    /// why none is.
+    fn owner_in(
+        &self,
+        group: &Described,
+        partition: i32,
+        owned: &[i32],
+    ) -> Result<GroupMember, String> {
+        let members = group
+            .members
+            .iter()
+            .map(|(id, client_id, host, assignment)| Member {
+                id,
+                client_id,
+                client_host: host,
+                assignment,
+            });
         find_owner(members, &self.events_topic, partition)
             .map(|m| GroupMember {
                 this_instance: owned.contains(&partition),
@@ -194,8 +264,8 @@ impl<C: ClientContext + 'static> Directory<C> {
                 format!(
                     "no member of group {} (state {}, {} members described) is assigned partition {partition}",
                     self.group_id,
-                    group.state(),
-                    group.members().len()
+                    group.state,
+                    group.members.len()
                 )
             })
     }
