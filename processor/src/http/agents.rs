@@ -51,14 +51,9 @@ fn not_here(id: &str, owned: &[i32], location: Option<Location>) -> serde_json::
         Some(p) => format!("agent {id} is on partition {p}, which another instance owns"),
         None => format!("agent {id} is not tracked by this instance"),
     };
-    let location = serde_json::to_value(location.unwrap_or_else(|| Location {
-        partition: None,
-        partitioner: None,
-        partitions: None,
-        owner: None,
-        owner_unknown: Some("the job could not look the partition up".into()),
-    }))
-    .expect("a location serializes");
+    let location =
+        location.unwrap_or_else(|| Location::unknown("the job could not look the partition up"));
+    let location = serde_json::to_value(location).expect("a location serializes");
     let mut body = json!({
         "error": error,
         "owned_partitions": owned,

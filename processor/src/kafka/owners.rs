@@ -12,6 +12,7 @@ use rdkafka::client::ClientContext;
 use serde::Serialize;
 
 use super::partitioner::Partitioner;
+use super::query::Locator;
 use crate::config::KafkaSettings;
 
 /// How long one metadata or DescribeGroups call may take: an HTTP client
@@ -107,6 +108,19 @@ pub struct Location {
     pub owner_unknown: Option<String>,
 }
 
+impl Location {
+    /// Nothing known, for `why`.
+    pub fn unknown(why: &str) -> Self {
+        Location {
+            partition: None,
+            partitioner: None,
+            partitions: None,
+            owner: None,
+            owner_unknown: Some(why.to_string()),
+        }
+    }
+}
+
 /// Finds the owners of input partitions through the broker.
 pub struct Directory<C: ClientContext + 'static> {
     admin: AdminClient<C>,
@@ -154,6 +168,19 @@ impl<C: ClientContext + 'static> Directory<C> {
             partitioner: Partitioner::from_property(configured),
             cache: Mutex::new(None),
         }
+    }
+
+    /// A [`Locator`] for the HTTP API that does not keep the directory
+    /// (and its admin client) alive once the job has returned.
+    pub fn locator(self: &Arc<Self>) -> Locator
+    where
+        C: Send + Sync,
+    {
+        let directory = Arc::downgrade(self);
+        Arc::new(move |id: &str, owned: &[i32]| match directory.upgrade() {
+            Some(d) => d.locate(id, owned),
+            None => Location::unknown("the job has stopped"),
+        })
     }
 
     /// Locates `agent_id`: its partition from the events topic's metadata,
