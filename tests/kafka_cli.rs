@@ -6,17 +6,15 @@
 mod support;
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
+use support::cli::{get, http_addr, post, Setup, BIN, TIMEOUT};
 use support::kafka::{self as harness, Broker, Record};
-
-const TIMEOUT: Duration = Duration::from_secs(30);
-const BIN: &str = env!("CARGO_BIN_EXE_breakwater");
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -28,124 +26,6 @@ fn now_ms() -> i64 {
 fn event(id: &str, agent: &str, t: i64, outcome: &str) -> (String, String) {
     let e = json!({"event_id": id, "agent_id": agent, "timestamp": t, "outcome": outcome, "latency_ms": 900});
     (agent.to_string(), e.to_string())
-}
-
-/// A config file for `broker`, with `extra` YAML appended under `kafka:`.
-struct Setup {
-    dir: tempfile::TempDir,
-    group: String,
-}
-
-impl Setup {
-    fn new(broker: &Broker, slo: &str, extra_kafka: &str) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let group = harness::unique_group("cli");
-        // HTTP on any free port: tests run side by side.
-        let yaml = format!(
-            "{slo}\nhttp: {{listen: \"127.0.0.1:0\"}}\nkafka:\n  brokers: \"{}\"\n  group_id: {group}\n  partitions: 3\n  \
-             snapshot_interval: 1s\n  properties: {{session.timeout.ms: 2000, heartbeat.interval.ms: 500}}\n{extra_kafka}",
-            broker.bootstrap()
-        );
-        std::fs::write(dir.path().join("config.yaml"), yaml).unwrap();
-        Setup { dir, group }
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("config.yaml")
-    }
-
-    /// Starts `breakwater run`, its stderr in a file of the temp dir.
-    fn start(&self, name: &str) -> Job {
-        self.start_with(name, &[], &[])
-    }
-
-    /// [`Setup::start`] with more arguments and environment variables.
-    fn start_with(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Job {
-        let log = self.dir.path().join(format!("{name}.log"));
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(self.config())
-            .args(args)
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start breakwater run");
-        let mut job = Job { child, log };
-        // Topics exist (the job creates them) and the group has settled.
-        let deadline = Instant::now() + TIMEOUT;
-        while !job.log().contains("partition assigned") {
-            let exited = job.child.try_wait().unwrap();
-            assert!(
-                exited.is_none(),
-                "the job exited ({exited:?}):\n{}",
-                job.log()
-            );
-            assert!(Instant::now() < deadline, "no assignment:\n{}", job.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        job
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .arg("--config")
-            .arg(self.config())
-            .output()
-            .expect("run the breakwater CLI")
-    }
-}
-
-struct Job {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Job {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM; waits for the exit and returns the `records:` count of the
-    /// job's closing summary.
-    fn terminate(mut self) -> u64 {
-        let pid = self.child.id().to_string();
-        Command::new("sh")
-            .args(["-c", "kill -TERM \"$1\"", "sh", &pid])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + TIMEOUT;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit after SIGTERM:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let log = self.log();
-        assert!(status.success(), "exit {status} after SIGTERM:\n{log}");
-        let at = log
-            .find("records: ")
-            .unwrap_or_else(|| panic!("no summary:\n{log}"));
-        let digits: String = log[at + 9..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits.parse().unwrap()
-    }
-}
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Sum over the partitions of `topic` of the group's committed offsets.
@@ -435,52 +315,6 @@ fn a_wrong_kafka_setting_fails_at_start_up_naming_the_key() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expected), "{yaml}: {err}");
     }
-}
-
-/// The address the job's HTTP server bound (`http.listen: 127.0.0.1:0`).
-fn http_addr(job: &Job) -> String {
-    let log = job.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("serving /metrics"))
-        .unwrap_or_else(|| panic!("no HTTP server in the log:\n{log}"));
-    let at = line.find("addr=").expect("addr field") + 5;
-    line[at..].split_whitespace().next().unwrap().to_string()
-}
-
-fn post(addr: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let agent = ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build(),
-    );
-    let mut req = agent
-        .post(&format!("http://{addr}{path}"))
-        .header("content-type", "application/json");
-    if let Some(t) = token {
-        req = req.header("authorization", &format!("Bearer {t}"));
-    }
-    let mut r = req
-        .send(body)
-        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-    let status = r.status().as_u16();
-    (status, r.body_mut().read_to_string().unwrap())
-}
-
-fn get(addr: &str, path: &str) -> (u16, String) {
-    let agent = ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build(),
-    );
-    let mut r = agent
-        .get(&format!("http://{addr}{path}"))
-        .call()
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    let status = r.status().as_u16();
-    (status, r.body_mut().read_to_string().unwrap())
 }
 
 /// `/healthz`, `/readyz` and `/metrics` of a running job: ready once it

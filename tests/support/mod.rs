@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod deploy;
+pub mod cli;
 pub mod job;
 pub mod kafka;
 pub mod prometheus;

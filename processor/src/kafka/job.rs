@@ -164,6 +164,10 @@ pub fn run(
     for w in &report.warnings {
         tracing::warn!("{w}");
     }
+    // The admin client lives on, until the job returns, to answer "who owns
+    // this agent?" (the HTTP 404).
+    let directory = Arc::new(super::owners::Directory::new(admin, settings));
+    control.query.attach_locator(directory.locator());
 
     let producer_config = client_config(settings, Role::Producer, &instance);
     tracing::info!(config = %redacted(&producer_config), "producer");

@@ -17,6 +17,8 @@ pub mod dead_letter;
 pub mod gauges;
 pub mod health;
 pub mod job;
+pub mod owners;
+pub mod partitioner;
 pub mod query;
 pub mod restore;
 pub mod stream;

@@ -4,8 +4,13 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::owners::Location;
 use super::stream::Stream;
 use crate::engine::query::{AgentStatus, AgentSummary};
+
+/// Finds where an agent lives (see [`super::owners::Directory::locate`]):
+/// given the agent id and this instance's partitions; blocking.
+pub type Locator = Arc<dyn Fn(&str, &[i32]) -> Location + Send + Sync>;
 
 /// What a lookup of one agent found.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +29,7 @@ pub enum Lookup {
 #[derive(Clone, Default)]
 pub struct StateQuery {
     stream: Arc<OnceLock<Arc<Mutex<Stream>>>>,
+    locator: Arc<OnceLock<Locator>>,
 }
 
 impl std::fmt::Debug for StateQuery {
@@ -37,6 +43,17 @@ impl std::fmt::Debug for StateQuery {
 impl StateQuery {
     pub(crate) fn attach(&self, stream: Arc<Mutex<Stream>>) {
         let _ = self.stream.set(stream);
+    }
+
+    pub(crate) fn attach_locator(&self, locator: Locator) {
+        let _ = self.locator.set(locator);
+    }
+
+    /// Where `agent_id` lives: its partition and that partition's owner,
+    /// as far as the broker can tell; `None` before the job has started.
+    /// Blocking (asks the broker): call it off the async runtime.
+    pub fn locate(&self, agent_id: &str, owned: &[i32]) -> Option<Location> {
+        self.locator.get().map(|l| l(agent_id, owned))
     }
 
     /// The status view of one agent.

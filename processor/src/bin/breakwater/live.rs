@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use metrics_util::MetricKindMask;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
 use breakwater::config::{is_secret, HttpSettings, KafkaSettings, SloConfig};
@@ -323,14 +323,30 @@ fn now_ms() -> i64 {
 
 /// Produces one record and waits for the broker's acknowledgement.
 fn publish(settings: &KafkaSettings, topic: &str, key: &str, payload: &[u8]) -> Result<()> {
-    let config: ClientConfig = client_config(settings, Role::Producer, &instance_id());
-    let producer: BaseProducer = config.create().context("creating the producer")?;
-    producer
-        .send(BaseRecord::to(topic).key(key).payload(payload))
+    let mut config: ClientConfig = client_config(settings, Role::Producer, &instance_id());
+    // An operator (or an HTTP client) is waiting: give up after 30 s rather
+    // than librdkafka's 5 minutes, unless the config says otherwise.
+    if !settings
+        .client_properties(false)
+        .contains_key("message.timeout.ms")
+    {
+        config.set("message.timeout.ms", "30000");
+    }
+    let producer: FutureProducer = config.create().context("creating the producer")?;
+    let delivery = producer
+        .send_result(FutureRecord::to(topic).key(key).payload(payload))
         .map_err(|(e, _)| e)
         .with_context(|| format!("producing to {topic}"))?;
-    producer
-        .flush(Duration::from_secs(30))
-        .with_context(|| format!("waiting for {} to acknowledge", settings.brokers))?;
+    // The delivery report, not flush: flush succeeds once a record has
+    // failed too, and the command must have reached the broker.
+    futures::executor::block_on(delivery)
+        .context("the producer went away")?
+        .map_err(|(e, _)| e)
+        .with_context(|| {
+            format!(
+                "{} did not acknowledge the record to {topic}",
+                settings.brokers
+            )
+        })?;
     Ok(())
 }
