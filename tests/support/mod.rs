@@ -3,8 +3,8 @@
 //! Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
-pub mod deploy;
 pub mod cli;
+pub mod deploy;
 pub mod job;
 pub mod kafka;
 pub mod prometheus;

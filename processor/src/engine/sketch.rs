@@ -481,7 +481,7 @@ impl LatencySketch {
     /// a negative threshold (a 0 ms quantile exceeds it too) or one no
     /// value can exceed.
     pub fn key_above(threshold_ms: f64) -> Option<SampleKey> {
-        if !(threshold_ms >= 0.0) {
+        if threshold_ms.is_nan() || threshold_ms < 0.0 {
             return None;
         }
         // `representative` is monotone in the index: binary search.
