@@ -4,6 +4,7 @@
 //! recomputed from the buckets. Buckets count in `u32`, totals in `u64`.
 
 use serde::{Deserialize, Serialize};
+use thin_vec::ThinVec;
 
 use super::sketch::{LatencySketch, SampleKey};
 use super::window::Bucket;
@@ -164,8 +165,9 @@ pub struct MetricCounts<C> {
     /// maintained (a maximum cannot be subtracted): use [`max_depth`].
     pub delegation_depth_max: u32,
     pub latency_sum_ms: u64,
-    /// Sorted by category id.
-    pub evals: Vec<EvalCount<C>>,
+    /// Sorted by category id. A `ThinVec` (one pointer, no allocation while
+    /// empty) so that a bucket is one 64-byte cache line.
+    pub evals: ThinVec<EvalCount<C>>,
 }
 
 /// One bucket of the budget window.
@@ -346,6 +348,13 @@ mod tests {
 
     use super::*;
     use crate::engine::window::SlidingWindow;
+
+    /// A budget-window bucket is what an event's count touches: keep it to
+    /// one cache line (and 48 of them per agent small).
+    #[test]
+    fn a_metric_bucket_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<MetricBucket>(), 64);
+    }
 
     proptest! {
         /// Sparse and spilled buckets leave the window total equal to a

@@ -209,7 +209,7 @@ impl<C: Count> MetricWire<C> {
     /// Back to engine ids (`ids[local]`), sorted by id; `None` on an index
     /// outside the list or a repeated one.
     fn into_counts(self, ids: &[u16]) -> Option<MetricCounts<C>> {
-        let mut evals = Vec::with_capacity(self.evals.len());
+        let mut evals = thin_vec::ThinVec::with_capacity(self.evals.len());
         for (local, evaluated, passed) in self.evals {
             let category = *ids.get(usize::from(local))?;
             evals.push(EvalCount {
