@@ -147,9 +147,9 @@ def draw_stat(ax, panel, series, start, end, step):
     ax.set_xticks([])
     ax.set_yticks([])
     last = None
-    if series:
+    if series and series[0][1]:
         pts = series[0][1]
-        last = pts[-1][1] if pts else None
+        last = pts[-1][1]
         ax.fill_between([t for t, _ in pts], [v for _, v in pts], color=PALETTE[0], alpha=0.18, linewidth=0)
         ax.set_xlim(start, end)
         ax.set_ylim(bottom=min(0, min(v for _, v in pts)))

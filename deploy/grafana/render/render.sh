@@ -126,11 +126,19 @@ minutes="$(sed -n 's/^duration: \([0-9][0-9]*\)m$/\1/p' scenarios/mixed.yaml)"
   >"$work/bad_input.log" 2>&1 &
 bad_input="$!"
 pids=("$bad_input" "${pids[@]}")
+# In the background and waited for: bash runs a signal's trap only once the
+# foreground command ends, and `wait` returns at once on a signal.
 "$bin" chaos --config "$work/slo.yaml" --brokers "$brokers" --scenario scenarios/mixed.yaml \
-  --speed "$speed" --manifest "$work/mixed.json" 2>&1 | tee "$work/chaos.log" >&2
+  --speed "$speed" --manifest "$work/mixed.json" >"$work/chaos.log" 2>&1 &
+chaos="$!"
+pids=("$chaos" "${pids[@]}")
+wait "$chaos" || { say "breakwater chaos failed:"; cat "$work/chaos.log" >&2; exit 1; }
+cat "$work/chaos.log" >&2
 wait "$bad_input" || { say "bad_input.py failed:"; cat "$work/bad_input.log" >&2; exit 1; }
 # A few scrapes after the last event, so the tail of the run is in the picture.
-sleep 20
+sleep 20 &
+pids=("$!" "${pids[@]}")
+wait "$!"
 end="$(date +%s)"
 
 # What the job made of the faults, for the log (not drawn).
