@@ -170,37 +170,47 @@ impl<B: Bucket> SlidingWindow<B> {
     fn advance_to_bucket(&mut self, idx: i64) {
         let n = self.n();
         let old = self.head;
-        self.head = idx;
-        if old == i64::MIN || idx - old >= n || self.live == 0 {
-            self.head_slot = idx.rem_euclid(n) as u32;
+        let all = old == i64::MIN || idx - old >= n;
+        let bits = self.expiring(idx);
+        self.head_slot = if all {
+            idx.rem_euclid(n) as u32
         } else {
             // Same as `idx mod n` without the division: old's slot, moved on.
             let slot = i64::from(self.head_slot) + (idx - old);
-            self.head_slot = (if slot >= n { slot - n } else { slot }) as u32;
-        }
+            (if slot >= n { slot - n } else { slot }) as u32
+        };
+        self.head = idx;
         if self.live == 0 {
             return;
         }
-        if old == i64::MIN || idx - old >= n {
-            self.expire(self.live);
+        self.expire(bits);
+        if all || self.live == 0 {
             // Nothing left: reset exactly, so no rounding residue can survive.
             self.total = B::Total::default();
-            return;
         }
-        // Buckets old+1..=idx take the slots of old−n+1..=idx−n, which expire:
-        // `steps` (< n) consecutive slots from `first`, wrapping at n.
-        let steps = (idx - old) as u32;
-        let first = (old + 1).rem_euclid(n) as u32;
+    }
+
+    /// The live slots that moving the head to `idx` (> head) expires.
+    fn expiring(&self, idx: i64) -> u64 {
+        let n = self.n();
+        if self.head == i64::MIN || idx - self.head >= n {
+            return self.live;
+        }
+        // Buckets head+1..=idx take the slots of head−n+1..=idx−n, which
+        // expire: `steps` (< n) consecutive slots from `first`, wrapping at n.
+        let steps = (idx - self.head) as u32;
         let n = n as u32;
+        let first = if self.head_slot + 1 == n {
+            0
+        } else {
+            self.head_slot + 1
+        };
         let range = if first + steps <= n {
             ((1u64 << steps) - 1) << first
         } else {
             (mask(n) & !((1u64 << first) - 1)) | ((1u64 << (first + steps - n)) - 1)
         };
-        self.expire(self.live & range);
-        if self.live == 0 {
-            self.total = B::Total::default();
-        }
+        self.live & range
     }
 
     fn expire(&mut self, mut bits: u64) {
@@ -230,8 +240,20 @@ impl<B: Bucket> SlidingWindow<B> {
 
     /// Starts loading the slot a sample at `t` would land in (batch path).
     pub(crate) fn prefetch(&self, t: TimestampMs) {
-        let (_, s) = self.locate(t);
+        let (idx, s) = self.locate(t);
         super::prefetch::prefetch(&self.slots[s]);
+        if idx > self.head {
+            // The buckets it will expire are read too (a few at most: a
+            // quiet window has few live buckets, a busy one rarely rolls).
+            let mut bits = self.expiring(idx) & !(1 << s);
+            for _ in 0..4 {
+                if bits == 0 {
+                    break;
+                }
+                super::prefetch::prefetch(&self.slots[bits.trailing_zeros() as usize]);
+                bits &= bits - 1;
+            }
+        }
     }
 
     /// The buckets holding data, oldest first, with their start times.
