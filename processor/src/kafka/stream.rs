@@ -224,11 +224,15 @@ impl Stream {
         }
         JobStatus::add(&self.control.status.records, batch.records());
         metrics::counter!("breakwater_input_records_total").increment(batch.records());
+        // A task revoked (and maybe re-assigned) since its records were
+        // taken is not current: they are dropped, its next owner reads them.
         let current = |s: &Self, b: &PartitionBatch| {
             s.tasks
                 .get(&b.partition)
                 .is_some_and(|t| t.epoch == b.epoch)
         };
+        // Dead letters go before the engines' outputs, as when decoding
+        // happened here.
         for b in batch.parts() {
             if current(self, b) {
                 for r in &b.refused {
