@@ -111,7 +111,7 @@ pub fn describe() {
     describe_histogram!(
         "breakwater_decode_duration_seconds",
         Unit::Seconds,
-        "Time to decode one batch of input records (one observation per non-empty batch, dead-lettering included)."
+        "Time to take one batch of input records from the consumer and decode them, from its first record (one observation per non-empty batch)."
     );
     describe_histogram!(
         "breakwater_input_age_seconds",

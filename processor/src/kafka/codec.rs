@@ -1,6 +1,12 @@
 //! Bytes on the topics ↔ the engine's types, for the job: the input
 //! decoder and the output encoder (formats and schema registry from
 //! `kafka.wire`), and the headers that name what a record holds.
+//!
+//! The two halves live apart in the job: the poll loop decodes each record
+//! as it takes it, without the stream lock, and the [`Sink`] encodes
+//! outputs under it.
+//!
+//! [`Sink`]: super::stream::Sink
 
 use super::JobError;
 use crate::config::KafkaSettings;
@@ -18,9 +24,15 @@ pub const CONTENT_TYPE_HEADER: &str = "content-type";
 
 /// Decodes input records and encodes output records.
 pub struct Codec {
-    decoder: RecordDecoder,
-    encoder: Encoder,
+    pub input: InputDecoder,
+    pub output: OutputEncoder,
 }
+
+/// The input half of a [`Codec`].
+pub struct InputDecoder(RecordDecoder);
+
+/// The output half of a [`Codec`].
+pub struct OutputEncoder(Encoder);
 
 impl Codec {
     /// Built once at start-up: reads schema files and, for Confluent
@@ -30,18 +42,35 @@ impl Codec {
             .map_err(|e| JobError::Codec(format!("input: {e}")))?;
         let encoder = Encoder::from_settings(&settings.wire, &settings.topics)
             .map_err(|e| JobError::Codec(e.to_string()))?;
-        Ok(Codec { decoder, encoder })
+        Ok(Codec {
+            input: InputDecoder(decoder),
+            output: OutputEncoder(encoder),
+        })
     }
 
+    /// See [`InputDecoder::decode`].
+    pub fn decode(&mut self, payload: &[u8]) -> Result<TaskEvent, DecodeError> {
+        self.input.decode(payload)
+    }
+
+    /// See [`OutputEncoder::encode`].
+    pub fn encode(&self, output: &Output) -> Result<Encoded, JobError> {
+        self.output.encode(output)
+    }
+}
+
+impl InputDecoder {
     /// One input record's value as a task event, or why not. A transient
     /// error (the registry is unreachable) says nothing about the record.
     pub fn decode(&mut self, payload: &[u8]) -> Result<TaskEvent, DecodeError> {
-        self.decoder.decode(payload)
+        self.0.decode(payload)
     }
+}
 
+impl OutputEncoder {
     /// One output record's value, schema name and content type.
     pub fn encode(&self, output: &Output) -> Result<Encoded, JobError> {
-        self.encoder
+        self.0
             .encode(output)
             .map_err(|e| JobError::Codec(e.to_string()))
     }

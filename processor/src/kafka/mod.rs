@@ -16,6 +16,7 @@ pub mod collector;
 pub mod dead_letter;
 pub mod gauges;
 pub mod health;
+pub mod intake;
 pub mod job;
 pub mod owners;
 pub mod partitioner;

@@ -14,18 +14,19 @@
 //! the crash may be produced again: they carry the same sequence numbers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::codec::{Codec, CONTENT_TYPE_HEADER, INSTANCE_HEADER, SCHEMA_HEADER};
+use super::codec::{OutputEncoder, CONTENT_TYPE_HEADER, INSTANCE_HEADER, SCHEMA_HEADER};
 use super::collector::{OutRecord, RecordCollector};
 use super::dead_letter::{dead_letter, kind, Source};
 use super::gauges;
 use super::health::{self, SnapshotWrites};
+use super::intake::{Batch, PartitionBatch, Refused};
 use super::job::{Control, JobStatus};
 use super::restore::{rebuild, Restorer, POSITION_HEADER, STATE_HEADER};
 use super::tables::{TableUpdate, Tables};
@@ -35,25 +36,14 @@ use crate::config::{SeriesBudget, SloConfig, TimerClock, Topics};
 use crate::decode::DecodeError;
 use crate::engine::query::{AgentStatus, AgentSummary};
 use crate::engine::{Clock, Engine, EngineStats};
-use crate::event::{TaskEvent, TimestampMs};
+use crate::event::TimestampMs;
 use crate::output::{Output, SnapshotTrigger};
-
-/// One record taken from the consumer, with the task epoch it belongs to.
-pub struct Polled {
-    pub partition: i32,
-    pub offset: i64,
-    pub epoch: u64,
-    pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
-    /// The record's Kafka timestamp (create or log-append time), epoch ms.
-    pub timestamp: Option<TimestampMs>,
-}
 
 /// Where outputs go: encoded, given headers, handed to the collector.
 pub struct Sink {
     pub topics: Topics,
     pub instance: String,
-    pub codec: Codec,
+    pub encoder: OutputEncoder,
     pub collector: RecordCollector,
 }
 
@@ -74,7 +64,7 @@ impl Sink {
         let n = out.len() as u64;
         let mut snapshots = SnapshotWrites::default();
         for o in out.drain(..) {
-            let encoded = self.codec.encode(&o)?;
+            let encoded = self.encoder.encode(&o)?;
             let mut record = OutRecord {
                 topic: String::new(),
                 partition: None,
@@ -141,6 +131,9 @@ pub struct Stream {
     timers: TimerClock,
     tasks: BTreeMap<i32, StreamTask>,
     next_epoch: u64,
+    /// Counts changes of `tasks` (assign, revoke), so the poll loop knows
+    /// when the epochs it read are out of date.
+    task_changes: Arc<AtomicU64>,
     /// Random per run, for restore marker keys.
     run_id: u64,
     out: Vec<Output>,
@@ -168,6 +161,7 @@ impl Stream {
             timers,
             tasks: BTreeMap::new(),
             next_epoch: 0,
+            task_changes: Arc::default(),
             run_id: random_u64(),
             out: Vec::new(),
             commit_failed: false,
@@ -176,9 +170,19 @@ impl Stream {
         }
     }
 
-    /// The epoch of `partition`'s task, if assigned.
-    pub fn epoch(&self, partition: i32) -> Option<u64> {
-        self.tasks.get(&partition).map(|t| t.epoch)
+    /// Each assigned partition's task epoch.
+    pub fn epochs(&self) -> Vec<(i32, u64)> {
+        self.tasks.iter().map(|(&p, t)| (p, t.epoch)).collect()
+    }
+
+    /// The count of task changes (assignments and revocations): when it
+    /// moves, [`Stream::epochs`] may have changed.
+    pub fn task_changes(&self) -> Arc<AtomicU64> {
+        self.task_changes.clone()
+    }
+
+    fn tasks_changed(&self) {
+        self.task_changes.fetch_add(1, Ordering::Release);
     }
 
     pub fn partitions(&self) -> usize {
@@ -195,9 +199,11 @@ impl Stream {
     }
 
     /// Applies table updates, the batch and (on the wall clock) the timers.
+    /// Records taken for a task that has been revoked since are dropped:
+    /// its next owner reads them again.
     pub fn process(
         &mut self,
-        batch: Vec<Polled>,
+        batch: &Batch,
         updates: &[TableUpdate],
         tables: &Tables,
         now: TimestampMs,
@@ -216,81 +222,90 @@ impl Stream {
         if batch.is_empty() {
             return self.sink.collector.poll();
         }
-        JobStatus::add(&self.control.status.records, batch.len() as u64);
-        metrics::counter!("breakwater_input_records_total").increment(batch.len() as u64);
-        let decoding = Instant::now();
-        let mut events: BTreeMap<i32, PartitionBatch> = BTreeMap::new();
-        for r in batch {
-            let Some(task) = self.tasks.get_mut(&r.partition) else {
-                continue;
-            };
-            if task.epoch != r.epoch {
-                continue; // revoked (and maybe re-assigned) since it was taken
-            }
-            task.next_offset = Some(r.offset + 1);
-            match decode(&mut self.sink.codec, &self.control, &r.payload)? {
-                Ok(e) => {
-                    let b = events.entry(r.partition).or_default();
-                    b.events.push(e);
-                    b.offsets.push(r.offset);
-                    b.stamps.push(r.timestamp);
-                }
-                Err(err) => {
-                    let source = Source {
-                        topic: &self.sink.topics.events,
-                        partition: r.partition,
-                        offset: r.offset,
-                    };
-                    metrics::counter!("breakwater_dead_letters_total", "kind" => kind(&err))
-                        .increment(1);
-                    JobStatus::add(&self.control.status.dead_letters, 1);
-                    self.bad_input.warn(&err, r.partition, r.offset);
-                    let rec = dead_letter(
-                        &self.sink.topics.dead_letter,
-                        r.key.as_deref(),
-                        &r.payload,
-                        &err,
-                        source,
-                        &self.sink.instance,
-                    );
-                    self.sink.collector.send(rec)?;
+        JobStatus::add(&self.control.status.records, batch.records());
+        metrics::counter!("breakwater_input_records_total").increment(batch.records());
+        // A task revoked (and maybe re-assigned) since its records were
+        // taken is not current: they are dropped, its next owner reads them.
+        let current = |s: &Self, b: &PartitionBatch| {
+            s.tasks
+                .get(&b.partition)
+                .is_some_and(|t| t.epoch == b.epoch)
+        };
+        // Dead letters go before the engines' outputs, as when decoding
+        // happened here.
+        for b in batch.parts() {
+            if current(self, b) {
+                for r in &b.refused {
+                    self.refuse(b.partition, r)?;
                 }
             }
         }
-        metrics::histogram!("breakwater_decode_duration_seconds")
-            .record(decoding.elapsed().as_secs_f64());
         let clock = if wall { Clock::Held } else { Clock::EventTime };
-        for (p, b) in events {
-            let task = self.tasks.get_mut(&p).expect("checked above");
-            let before = task.engine.stats();
-            let counted = task
-                .engine
-                .process_batch_at(&b.events, &b.offsets, clock, &mut self.out);
-            let after = task.engine.stats();
-            let replayed = after.replayed - before.replayed;
-            JobStatus::add(&self.control.status.events, counted as u64);
-            JobStatus::add(&self.control.status.replayed, replayed);
-            metrics::counter!("breakwater_events_total").increment(counted as u64);
-            metrics::counter!("breakwater_events_replayed_total").increment(replayed);
-            b.record_skipped(before, after);
-            b.record_age();
-            new_agents(task, tables, &mut self.out);
-            // Only batches that changed a breaker or an alert pay for the
-            // attribution map.
-            let caused = self
-                .out
-                .iter()
-                .any(|o| !matches!(o, Output::BudgetSnapshot(_)));
-            let newest = caused.then(|| health::newest_record_by_agent(&b.events, &b.stamps));
-            self.sink.emit(
-                p,
-                &task.engine,
-                &mut self.out,
-                &self.control.status,
-                newest.as_ref(),
-            )?;
+        for b in batch.parts() {
+            if current(self, b) {
+                self.process_partition(b, clock, tables)?;
+            }
         }
         self.sink.collector.poll()
+    }
+
+    /// Sends a record that did not decode to the dead-letter topic.
+    fn refuse(&mut self, partition: i32, r: &Refused) -> Result<(), JobError> {
+        let source = Source {
+            topic: &self.sink.topics.events,
+            partition,
+            offset: r.offset,
+        };
+        metrics::counter!("breakwater_dead_letters_total", "kind" => kind(&r.error)).increment(1);
+        JobStatus::add(&self.control.status.dead_letters, 1);
+        self.bad_input.warn(&r.error, partition, r.offset);
+        let rec = dead_letter(
+            &self.sink.topics.dead_letter,
+            r.key.as_deref(),
+            &r.payload,
+            &r.error,
+            source,
+            &self.sink.instance,
+        );
+        self.sink.collector.send(rec)
+    }
+
+    /// Runs one current task's events through its engine and sends what
+    /// they caused.
+    fn process_partition(
+        &mut self,
+        b: &PartitionBatch,
+        clock: Clock,
+        tables: &Tables,
+    ) -> Result<(), JobError> {
+        let task = self.tasks.get_mut(&b.partition).expect("a current task");
+        if b.next_offset.is_some() {
+            task.next_offset = b.next_offset;
+        }
+        if b.events.is_empty() {
+            return Ok(());
+        }
+        let before = task.engine.stats();
+        let counted = task
+            .engine
+            .process_batch_at(&b.events, &b.offsets, clock, &mut self.out);
+        let after = task.engine.stats();
+        let replayed = after.replayed - before.replayed;
+        JobStatus::add(&self.control.status.events, counted as u64);
+        JobStatus::add(&self.control.status.replayed, replayed);
+        metrics::counter!("breakwater_events_total").increment(counted as u64);
+        metrics::counter!("breakwater_events_replayed_total").increment(replayed);
+        record_skipped(before, after);
+        record_age(&b.stamps);
+        new_agents(task, tables, &mut self.out);
+        let newest = newest_of_caused(&self.out, b);
+        self.sink.emit(
+            b.partition,
+            &task.engine,
+            &mut self.out,
+            &self.control.status,
+            newest.as_ref(),
+        )
     }
 
     /// Snapshots the changed agents of `partitions` (all when `None`),
@@ -447,6 +462,7 @@ impl Stream {
         }
         for p in partitions {
             if self.tasks.remove(p).is_some() {
+                self.tasks_changed();
                 tracing::info!(partition = p, "partition revoked; task closed");
             }
         }
@@ -488,6 +504,7 @@ impl Stream {
                             "partition assigned; agents restored"
                         );
                         self.tasks.insert(p, task);
+                        self.tasks_changed();
                     }
                 }
                 Err(e) => self.failed = Some(e),
@@ -539,36 +556,46 @@ impl Stream {
     }
 }
 
-/// One partition's decoded events in a batch, with their input offsets and
-/// Kafka timestamps.
-#[derive(Default)]
-struct PartitionBatch {
-    events: Vec<TaskEvent>,
-    offsets: Vec<i64>,
-    stamps: Vec<Option<TimestampMs>>,
+/// Per agent with a transition or an alert in `out`, the Kafka timestamp
+/// of its newest record in `b` (see [`health::newest_record_by_agent`]);
+/// `None` when `out` holds neither, as most batches' outputs do.
+fn newest_of_caused<'a>(
+    out: &[Output],
+    b: &'a PartitionBatch,
+) -> Option<HashMap<&'a str, TimestampMs>> {
+    let mut caused: Vec<&str> = out
+        .iter()
+        .filter(|o| !matches!(o, Output::BudgetSnapshot(_)))
+        .map(Output::agent_id)
+        .collect();
+    if caused.is_empty() {
+        return None;
+    }
+    caused.sort_unstable();
+    caused.dedup();
+    Some(health::newest_record_by_agent(
+        &b.events, &b.stamps, &caused,
+    ))
 }
 
-impl PartitionBatch {
-    /// Counts the events the engine did not count, from its stats before
-    /// and after the batch.
-    fn record_skipped(&self, before: EngineStats, after: EngineStats) {
-        for (reason, n) in [
-            ("duplicate", after.duplicates - before.duplicates),
-            ("late", after.late - before.late),
-        ] {
-            if n > 0 {
-                metrics::counter!("breakwater_events_skipped_total", "reason" => reason)
-                    .increment(n);
-            }
+/// Counts the events the engine did not count, from its stats before and
+/// after a batch.
+fn record_skipped(before: EngineStats, after: EngineStats) {
+    for (reason, n) in [
+        ("duplicate", after.duplicates - before.duplicates),
+        ("late", after.late - before.late),
+    ] {
+        if n > 0 {
+            metrics::counter!("breakwater_events_skipped_total", "reason" => reason).increment(n);
         }
     }
+}
 
-    /// The age of the batch's newest record now that it is processed.
-    fn record_age(&self) {
-        if let Some(&newest) = self.stamps.iter().flatten().max() {
-            let secs = health::seconds_between(newest, super::job::wall_ms());
-            metrics::histogram!("breakwater_input_age_seconds").record(secs);
-        }
+/// The age of a batch's newest record now that it is processed.
+fn record_age(stamps: &[Option<TimestampMs>]) {
+    if let Some(&newest) = stamps.iter().flatten().max() {
+        let secs = health::seconds_between(newest, super::job::wall_ms());
+        metrics::histogram!("breakwater_input_age_seconds").record(secs);
     }
 }
 
@@ -627,31 +654,6 @@ pub fn clock_metadata(clock: TimestampMs) -> String {
 /// ```
 pub fn clock_of_metadata(metadata: &str) -> Option<TimestampMs> {
     metadata.strip_prefix(CLOCK_METADATA)?.parse().ok()
-}
-
-/// Decodes a record; while the schema registry is unreachable (which says
-/// nothing about the record) waits and tries again rather than
-/// dead-lettering a good record.
-fn decode(
-    codec: &mut Codec,
-    control: &Control,
-    payload: &[u8],
-) -> Result<Result<TaskEvent, DecodeError>, JobError> {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match codec.decode(payload) {
-            Err(e) if e.is_transient() => {
-                metrics::counter!("breakwater_registry_unavailable_total").increment(1);
-                tracing::warn!(error = %e, "cannot decode yet: retrying in {backoff:?}");
-                if control.is_stopped() {
-                    return Err(JobError::RegistryUnavailable(e.to_string()));
-                }
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-            decoded => return Ok(decoded),
-        }
-    }
 }
 
 /// Applies a table update to `engine` if the agent is local there, or
