@@ -212,12 +212,16 @@ group_id: {}
 partitions: {PARTITIONS}
 topics:
   events: {input}
+  snapshots: {}
 consumer_properties:
   session.timeout.ms: 2000
   heartbeat.interval.ms: 500
 {}
 "#,
         kafka::unique_group("job"),
+        // A snapshots topic per job: a fresh group must start from nothing,
+        // not restore an earlier round's agents (and skip their events).
+        kafka::unique_group("bench.snapshots"),
         std::env::var("BREAKWATER_BENCH_E2E_FETCH_WAIT_MS")
             .map(|ms| format!("  fetch.wait.max.ms: {ms}"))
             .unwrap_or_default()
