@@ -366,20 +366,7 @@ impl Engine {
 
     /// The seed's AgentMetrics view of one agent at the clock's time.
     pub fn metrics(&mut self, agent_id: &str) -> Option<AgentMetrics> {
-        let i = *self.index.get(agent_id)? as usize;
-        let agent = &mut self.agents[i];
-        agent.advance(self.clock);
-        let ctx = ctx_for(
-            &self.config,
-            &self.plans,
-            &self.ids,
-            &self.categories,
-            &self.options,
-            agent,
-            i,
-            self.clock,
-        );
-        Some(view::metrics(agent, &ctx, self.clock))
+        self.view(agent_id, |agent, ctx| view::metrics(agent, ctx, ctx.clock))
     }
 
     /// The burn rate over each window of one agent's burn-rate rules at
@@ -405,6 +392,11 @@ impl Engine {
     /// assert!(e.burn_rates("b").is_none());
     /// ```
     pub fn burn_rates(&mut self, agent_id: &str) -> Option<Vec<BurnRate>> {
+        self.view(agent_id, view::burn_rates)
+    }
+
+    /// A view of one agent with its windows slid to the clock's time.
+    fn view<T>(&mut self, agent_id: &str, f: impl FnOnce(&Agent, &Ctx) -> T) -> Option<T> {
         let i = *self.index.get(agent_id)? as usize;
         let agent = &mut self.agents[i];
         agent.advance(self.clock);
@@ -418,7 +410,7 @@ impl Engine {
             i,
             self.clock,
         );
-        Some(view::burn_rates(agent, &ctx))
+        Some(f(agent, &ctx))
     }
 
     /// A budget snapshot of one agent at the clock's time.

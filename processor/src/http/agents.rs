@@ -96,23 +96,15 @@ pub(super) async fn list_agents(
     let Query(p) = match params {
         Ok(p) => p,
         Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({
-                    "error": e.body_text(),
-                    "allowed": "status=HEALTHY|WARNING|CRITICAL|EXHAUSTED, state=CLOSED|OPEN|HALF_OPEN|FORCED_OPEN|DISABLED, offset, limit (1 to 1000)",
-                })),
+            return bad_request(
+                e.body_text(),
+                "status=HEALTHY|WARNING|CRITICAL|EXHAUSTED, state=CLOSED|OPEN|HALF_OPEN|FORCED_OPEN|DISABLED, offset, limit (1 to 1000)",
             )
-                .into_response()
         }
     };
     let limit = p.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": format!("limit {limit} is not allowed"), "allowed": "1 to 1000"})),
-        )
-            .into_response();
+        return bad_request(format!("limit {limit} is not allowed"), "1 to 1000");
     }
     let Some(all) = s.probes.control.query.agents() else {
         return not_running();
@@ -135,6 +127,15 @@ pub(super) async fn list_agents(
 pub(super) struct CommandBody {
     command: Command,
     operator: Option<String>,
+}
+
+/// 400 with what was wrong and what is allowed (the document's `BadRequest`).
+fn bad_request(error: String, allowed: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": error, "allowed": allowed})),
+    )
+        .into_response()
 }
 
 /// Whether `headers` carry `Authorization: Bearer <token>`, compared in
@@ -184,14 +185,10 @@ pub(super) async fn breaker_command(
     let Json(body) = match body {
         Ok(b) => b,
         Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({
-                    "error": e.body_text(),
-                    "allowed": "{\"command\": \"force_open\"|\"force_close\"|\"disable\"|\"reset\", \"operator\": \"name\"}",
-                })),
+            return bad_request(
+                e.body_text(),
+                "{\"command\": \"force_open\"|\"force_close\"|\"disable\"|\"reset\", \"operator\": \"name\"}",
             )
-                .into_response()
         }
     };
     let command = OperatorCommand {
