@@ -52,7 +52,7 @@ pub(crate) struct Declared {
 }
 
 /// One agent's state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Agent {
     pub(crate) slo: SloId,
     pub(crate) metrics: SlidingWindow<MetricBucket>,
@@ -78,7 +78,6 @@ pub struct Agent {
     /// ([`NO_POSITION`] if none): replayed input up to it is skipped.
     pub(crate) position: i64,
     /// Latencies above the p99 rule's thresholds (derived, not saved).
-    #[serde(skip)]
     pub(crate) tail: TailCounts,
 }
 

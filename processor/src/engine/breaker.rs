@@ -152,7 +152,7 @@ pub struct EventContext {
 /// assert_eq!(t.to, StateName::Open);
 /// assert_eq!(t.retry_at, Some(300_000));
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CircuitBreaker {
     // pub(crate) for the state codec (`engine::state`).
     pub(crate) state: BreakerState,

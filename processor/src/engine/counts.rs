@@ -281,11 +281,15 @@ pub fn max_depth<'a>(buckets: impl Iterator<Item = &'a MetricBucket>) -> Option<
 /// dozen samples: kept as 2-byte sketch keys they take ~100 bytes, where a
 /// dense sketch over the same latencies takes ~1 KB and spreads over many
 /// cache lines. Past [`SPARSE_SAMPLES`] the bucket turns into a sketch, so
-/// a busy agent's bucket stays bounded.
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+/// a busy agent's bucket stays bounded. Two pointers wide: most buckets of
+/// a big fleet never need the sketch.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct LatencyBucket {
-    samples: Vec<SampleKey>,
-    sketch: LatencySketch,
+    samples: ThinVec<SampleKey>,
+    /// Saved as a sketch (empty when `None`), so the state format is the
+    /// same as when the sketch was inline.
+    #[serde(with = "spilled")]
+    sketch: Option<Box<LatencySketch>>,
 }
 
 /// Samples a latency bucket keeps as keys before turning into a sketch.
@@ -297,22 +301,35 @@ impl LatencyBucket {
         for &k in &self.samples {
             total.add_key(k);
         }
-        total.merge(&self.sketch);
+        if let Some(sketch) = &self.sketch {
+            total.merge(sketch);
+        }
     }
 
     /// Records one latency in the bucket and in the window `total`; returns its key.
     pub fn add(&mut self, value_ms: u64, total: &mut LatencySketch) -> SampleKey {
         let key = LatencySketch::key_of(value_ms);
         total.add_key(key);
-        if self.samples.len() < SPARSE_SAMPLES && self.sketch.is_empty() {
+        let spilled = self.sketch.as_ref().is_some_and(|s| !s.is_empty());
+        if self.samples.len() < SPARSE_SAMPLES && !spilled {
             self.samples.push(key);
         } else {
+            let sketch = self.sketch.get_or_insert_with(Box::default);
             for k in self.samples.drain(..) {
-                self.sketch.add_key(k);
+                sketch.add_key(k);
             }
-            self.sketch.add_key(key);
+            sketch.add_key(key);
         }
         key
+    }
+}
+
+impl PartialEq for LatencyBucket {
+    /// An emptied sketch kept for reuse equals none.
+    fn eq(&self, other: &Self) -> bool {
+        let empty = LatencySketch::default();
+        self.samples == other.samples
+            && self.sketch.as_deref().unwrap_or(&empty) == other.sketch.as_deref().unwrap_or(&empty)
     }
 }
 
@@ -323,12 +340,40 @@ impl Bucket for LatencyBucket {
         for &k in &self.samples {
             total.remove_key(k);
         }
-        total.subtract(&self.sketch);
+        if let Some(sketch) = &self.sketch {
+            total.subtract(sketch);
+        }
     }
 
     fn reset(&mut self) {
         self.samples.clear();
-        self.sketch.clear();
+        if let Some(sketch) = &mut self.sketch {
+            sketch.clear();
+        }
+    }
+}
+
+/// Serde for [`LatencyBucket::sketch`]: `None` is written as an empty sketch.
+mod spilled {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::engine::sketch::LatencySketch;
+
+    pub fn serialize<S: Serializer>(
+        v: &Option<Box<LatencySketch>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(sketch) => sketch.serialize(s),
+            None => LatencySketch::default().serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Box<LatencySketch>>, D::Error> {
+        let sketch = LatencySketch::deserialize(d)?;
+        Ok((!sketch.is_empty()).then(|| Box::new(sketch)))
     }
 }
 

@@ -39,6 +39,7 @@ pub mod plan;
 mod prefetch;
 pub mod query;
 mod restore;
+mod ring;
 pub mod sketch;
 mod state;
 mod tail;

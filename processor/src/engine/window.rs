@@ -1,9 +1,10 @@
 //! Sliding windows in event time with O(1) cost per event.
 //!
 //! A window of length `W` is cut into `N` buckets of width `w = ceil(W / N)`
-//! (N ≤ 64). The buckets live in a fixed ring allocated once per window, so
-//! recording a sample is one division, one slot and the running total: no
-//! search, no allocation. A bit mask says which slots hold data, so a bucket
+//! (N ≤ 64). Bucket `i` lives in slot `i mod N` of a [`Ring`], which stores
+//! only the slots holding data while they are few and turns into a plain
+//! array once they are many; recording a sample is one slot and the running
+//! total, with no search. A bit mask says which slots hold data, so a bucket
 //! sliding out costs one subtraction from the total only if it held
 //! anything, and a quiet agent's jump across the whole window is one mask
 //! test per live bucket.
@@ -22,8 +23,7 @@
 //! The window's end is the latest time it has been advanced to (an event's
 //! time or a query's "now"); events older than the window are refused as late.
 
-use serde::{Deserialize, Serialize};
-
+use super::ring::Ring;
 use crate::event::TimestampMs;
 
 /// Buckets in the breaker window (5 min → 10 s buckets).
@@ -69,7 +69,7 @@ pub trait Bucket: Default {
 /// w.advance(65_000); // the bucket [0, 10 s) has slid out
 /// assert_eq!(w.total().0, 1);
 /// ```
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct SlidingWindow<B: Bucket> {
     width_ms: i64,
     /// Index of the newest bucket the window has reached; `i64::MIN` before any.
@@ -77,10 +77,9 @@ pub struct SlidingWindow<B: Bucket> {
     /// `head mod N`: a sample in the head bucket (the common case for a
     /// busy agent) finds its slot with no division.
     head_slot: u32,
-    /// Bit `s` set ⇔ slot `s` holds data for a bucket inside the window.
-    live: u64,
-    /// Bucket `i` lives in slot `i mod N`.
-    slots: Box<[B]>,
+    /// Bucket `i` lives in slot `i mod N`; a slot is live ⇔ it holds data
+    /// for a bucket inside the window.
+    ring: Ring<B>,
     total: B::Total,
 }
 
@@ -89,11 +88,9 @@ where
     B::Total: PartialEq,
 {
     fn eq(&self, other: &Self) -> bool {
-        // Dead slots are always reset, so comparing every slot is exact.
         self.width_ms == other.width_ms
             && self.head == other.head
-            && self.live == other.live
-            && self.slots == other.slots
+            && self.ring == other.ring
             && self.total == other.total
     }
 }
@@ -107,14 +104,13 @@ impl<B: Bucket> SlidingWindow<B> {
             width_ms,
             head: i64::MIN,
             head_slot: 0,
-            live: 0,
-            slots: (0..n).map(|_| B::default()).collect(),
+            ring: Ring::new(n as u32),
             total: B::Total::default(),
         }
     }
 
     fn n(&self) -> i64 {
-        self.slots.len() as i64
+        i64::from(self.ring.slots())
     }
 
     /// The running total over the buckets in the window.
@@ -180,11 +176,11 @@ impl<B: Bucket> SlidingWindow<B> {
             (if slot >= n { slot - n } else { slot }) as u32
         };
         self.head = idx;
-        if self.live == 0 {
+        if self.ring.live() == 0 {
             return;
         }
         self.expire(bits);
-        if all || self.live == 0 {
+        if all || self.ring.live() == 0 {
             // Nothing left: reset exactly, so no rounding residue can survive.
             self.total = B::Total::default();
         }
@@ -194,7 +190,7 @@ impl<B: Bucket> SlidingWindow<B> {
     fn expiring(&self, idx: i64) -> u64 {
         let n = self.n();
         if self.head == i64::MIN || idx - self.head >= n {
-            return self.live;
+            return self.ring.live();
         }
         // Buckets head+1..=idx take the slots of head−n+1..=idx−n, which
         // expire: `steps` (< n) consecutive slots from `first`, wrapping at n.
@@ -210,17 +206,12 @@ impl<B: Bucket> SlidingWindow<B> {
         } else {
             (mask(n) & !((1u64 << first) - 1)) | ((1u64 << (first + steps - n)) - 1)
         };
-        self.live & range
+        self.ring.live() & range
     }
 
-    fn expire(&mut self, mut bits: u64) {
-        self.live &= !bits;
-        while bits != 0 {
-            let s = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            self.slots[s].expire_from(&mut self.total);
-            self.slots[s].reset();
-        }
+    fn expire(&mut self, bits: u64) {
+        let total = &mut self.total;
+        self.ring.expire(bits, |b| b.expire_from(total));
     }
 
     /// Adds a sample at time `t`: `apply` runs on the sample's bucket and on
@@ -233,15 +224,14 @@ impl<B: Bucket> SlidingWindow<B> {
         } else if idx <= self.head - self.n() {
             return false;
         }
-        self.live |= 1 << s;
-        apply(&mut self.slots[s], &mut self.total);
+        apply(self.ring.entry(s as u32), &mut self.total);
         true
     }
 
     /// Starts loading the slot a sample at `t` would land in (batch path).
     pub(crate) fn prefetch(&self, t: TimestampMs) {
         let (idx, s) = self.locate(t);
-        super::prefetch::prefetch(&self.slots[s]);
+        self.ring.prefetch(s as u32);
         if idx > self.head {
             // The buckets it will expire are read too (a few at most: a
             // quiet window has few live buckets, a busy one rarely rolls).
@@ -250,7 +240,7 @@ impl<B: Bucket> SlidingWindow<B> {
                 if bits == 0 {
                     break;
                 }
-                super::prefetch::prefetch(&self.slots[bits.trailing_zeros() as usize]);
+                self.ring.prefetch(bits.trailing_zeros());
                 bits &= bits - 1;
             }
         }
@@ -264,27 +254,32 @@ impl<B: Bucket> SlidingWindow<B> {
         } else {
             self.head - n + 1
         };
-        let last = if self.live == 0 { first - 1 } else { self.head };
+        let last = if self.ring.live() == 0 {
+            first - 1
+        } else {
+            self.head
+        };
         (first..=last).filter_map(move |i| {
-            let s = i.rem_euclid(n) as usize;
-            (self.live & (1 << s) != 0).then(|| (i * self.width_ms, &self.slots[s]))
+            let s = i.rem_euclid(n) as u32;
+            self.ring.get(s).map(|b| (i * self.width_ms, b))
         })
     }
 
     /// When the oldest bucket holding data will slide out: the next time the
     /// total changes with no new sample. `None` when empty.
     pub fn next_expiry(&self) -> Option<TimestampMs> {
-        if self.live == 0 {
+        let live = self.ring.live();
+        if live == 0 {
             return None;
         }
         let n = self.n();
         // Slots from (head + 1) mod n upwards hold the oldest buckets.
         let p0 = (self.head + 1).rem_euclid(n) as u32;
-        let newer = self.live & !((1u64 << p0) - 1);
+        let newer = live & !((1u64 << p0) - 1);
         let age = if newer != 0 {
             newer.trailing_zeros() as i64 - p0 as i64
         } else {
-            n - p0 as i64 + self.live.trailing_zeros() as i64
+            n - p0 as i64 + live.trailing_zeros() as i64
         };
         let oldest = self.head - n + 1 + age;
         Some((oldest + n).saturating_mul(self.width_ms))
@@ -292,18 +287,24 @@ impl<B: Bucket> SlidingWindow<B> {
 
     /// Empties the window (the breaker's "fresh window" after it closes).
     pub fn clear(&mut self) {
-        self.expire(self.live);
+        self.expire(self.ring.live());
         self.total = B::Total::default();
     }
 
     /// Whether the window currently holds no bucket.
     pub fn is_empty(&self) -> bool {
-        self.live == 0
+        self.ring.live() == 0
     }
 
     /// Number of buckets holding data.
     pub fn stored_buckets(&self) -> usize {
-        self.live.count_ones() as usize
+        self.ring.live().count_ones() as usize
+    }
+
+    /// Heap bytes of the window's bucket store (the buckets' own
+    /// allocations not included): what a quiet window saves shows here.
+    pub fn heap_bytes(&self) -> usize {
+        self.ring.heap_bytes()
     }
 
     /// Index of the newest bucket the window has reached, if any (state codec).
@@ -314,7 +315,8 @@ impl<B: Bucket> SlidingWindow<B> {
     /// The buckets holding data, newest first, each with its age: how many
     /// buckets it is older than the head (state codec; `0..N`).
     pub(crate) fn live(&self) -> Live<'_, B> {
-        let n = self.slots.len() as u32;
+        let n = self.ring.slots();
+        let live = self.ring.live();
         let h = if self.head == i64::MIN {
             0
         } else {
@@ -324,11 +326,11 @@ impl<B: Bucket> SlidingWindow<B> {
         // ones: walking each half from its top bit down lists ages in order.
         let low = mask(h + 1);
         Live {
-            slots: &self.slots,
+            ring: &self.ring,
             h,
             n,
-            low: self.live & low,
-            high: self.live & !low,
+            low: live & low,
+            high: live & !low,
         }
     }
 
@@ -352,11 +354,10 @@ impl<B: Bucket> SlidingWindow<B> {
                 return None;
             }
             let s = (head - i64::from(age)).rem_euclid(n) as usize;
-            if w.live & (1 << s) != 0 {
+            if w.ring.get(s as u32).is_some() {
                 return None;
             }
-            w.live |= 1 << s;
-            w.slots[s] = bucket;
+            *w.ring.entry(s as u32) = bucket;
         }
         Some(w)
     }
@@ -369,14 +370,14 @@ impl<B: Bucket> SlidingWindow<B> {
 
 /// Live buckets of a window, newest first, with their ages (see [`SlidingWindow::live`]).
 pub(crate) struct Live<'a, B> {
-    slots: &'a [B],
+    ring: &'a Ring<B>,
     h: u32,
     n: u32,
     low: u64,
     high: u64,
 }
 
-impl<'a, B> Iterator for Live<'a, B> {
+impl<'a, B: Bucket> Iterator for Live<'a, B> {
     type Item = (u32, &'a B);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -389,7 +390,8 @@ impl<'a, B> Iterator for Live<'a, B> {
         };
         let s = 63 - bits.leading_zeros();
         *bits &= !(1u64 << s);
-        Some((self.h + wrap - s, &self.slots[s as usize]))
+        let bucket = self.ring.get(s).expect("listed slots are live");
+        Some((self.h + wrap - s, bucket))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -398,7 +400,7 @@ impl<'a, B> Iterator for Live<'a, B> {
     }
 }
 
-impl<B> ExactSizeIterator for Live<'_, B> {}
+impl<B: Bucket> ExactSizeIterator for Live<'_, B> {}
 
 fn mask(n: u32) -> u64 {
     if n >= 64 {

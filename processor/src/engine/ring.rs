@@ -1,0 +1,292 @@
+//! The bucket store behind a [`SlidingWindow`](super::window::SlidingWindow):
+//! sparse while few of its slots hold data, dense once many do.
+//!
+//! Most agents of a big fleet are quiet: at 20 tasks a day an agent's 24 h
+//! window has data in ~17 of its 48 slots and a 5 min window in at most
+//! one. A dense ring would hold every slot anyway (3 KB for the budget
+//! window alone), so a million quiet agents would need gigabytes for empty
+//! buckets. Here the store keeps only the live buckets, in slot order, and
+//! finds slot `s` by counting the live bits below it (one `popcnt`). A busy
+//! window, where inserting into the middle would move many buckets, turns
+//! dense — bucket `s` at index `s`, as a plain ring — once more than half
+//! its slots are live, and gives its memory back when it empties.
+//!
+//! Both forms hold the same buckets, so a window behaves identically in
+//! either: the form is invisible outside this module.
+
+use super::window::Bucket;
+
+/// Buckets of one window, by slot.
+///
+/// Invariant: dense ⇔ `buckets.len() == n` (a dead slot holds a reset
+/// bucket); otherwise sparse: `buckets.len() == live.count_ones()` and
+/// `buckets[i]` belongs to the `i`-th live slot.
+#[derive(Debug, Clone)]
+pub(crate) struct Ring<B> {
+    /// Bit `s` set ⇔ slot `s` holds data.
+    live: u64,
+    n: u8,
+    /// A `Vec`, not a thinner vector with its length on the heap: the
+    /// length says which form the ring is in, and reading it must not wait
+    /// for the heap block that the batch path is still prefetching.
+    buckets: Vec<B>,
+}
+
+impl<B: Bucket> Ring<B> {
+    /// An empty store for `n` slots (1..=64); allocates nothing.
+    pub fn new(n: u32) -> Self {
+        assert!((1..=64).contains(&n), "a ring has 1 to 64 slots, not {n}");
+        Ring {
+            live: 0,
+            n: n as u8,
+            buckets: Vec::new(),
+        }
+    }
+
+    /// Number of slots.
+    pub fn slots(&self) -> u32 {
+        u32::from(self.n)
+    }
+
+    /// The slots holding data, as a bit mask.
+    pub fn live(&self) -> u64 {
+        self.live
+    }
+
+    fn dense(&self) -> bool {
+        self.buckets.len() == usize::from(self.n)
+    }
+
+    /// Index in `buckets` of live slot `s` (or, sparse, where it would go).
+    #[inline]
+    fn index(&self, s: u32) -> usize {
+        if self.dense() {
+            s as usize
+        } else {
+            (self.live & ((1u64 << s) - 1)).count_ones() as usize
+        }
+    }
+
+    /// The bucket of slot `s`, if it holds data.
+    #[inline]
+    pub fn get(&self, s: u32) -> Option<&B> {
+        (self.live & (1 << s) != 0).then(|| &self.buckets[self.index(s)])
+    }
+
+    /// The bucket of slot `s`, made live (empty) if it was not.
+    #[inline]
+    pub fn entry(&mut self, s: u32) -> &mut B {
+        let i = self.index(s);
+        if self.live & (1 << s) == 0 {
+            if !self.dense() {
+                return self.insert(s, i);
+            }
+            self.live |= 1 << s;
+        }
+        &mut self.buckets[i]
+    }
+
+    fn insert(&mut self, s: u32, i: usize) -> &mut B {
+        let n = usize::from(self.n);
+        let len = self.buckets.len();
+        if len + 1 > n / 2 {
+            self.densify();
+            self.live |= 1 << s;
+            return &mut self.buckets[s as usize];
+        }
+        if len == self.buckets.capacity() {
+            // Grow by a quarter (at least 2): doubling would leave a quiet
+            // agent's window with up to twice the buckets it uses.
+            self.buckets.reserve_exact((len / 4).max(2));
+        }
+        self.buckets.insert(i, B::default());
+        self.live |= 1 << s;
+        &mut self.buckets[i]
+    }
+
+    fn densify(&mut self) {
+        let n = usize::from(self.n);
+        let mut dense: Vec<B> = Vec::with_capacity(n);
+        let mut sparse = std::mem::take(&mut self.buckets).into_iter();
+        for s in 0..n {
+            dense.push(if self.live & (1 << s) != 0 {
+                sparse.next().expect("one bucket per live slot")
+            } else {
+                B::default()
+            });
+        }
+        self.buckets = dense;
+    }
+
+    /// Takes the live slots in `bits` out: `gone` sees each bucket first.
+    pub fn expire(&mut self, bits: u64, mut gone: impl FnMut(&B)) {
+        let bits = bits & self.live;
+        if bits == 0 {
+            return;
+        }
+        if self.dense() {
+            let mut left = bits;
+            while left != 0 {
+                let s = left.trailing_zeros() as usize;
+                left &= left - 1;
+                gone(&self.buckets[s]);
+                self.buckets[s].reset();
+            }
+        } else if bits.count_ones() == 1 {
+            // The usual roll of a quiet window: one bucket out.
+            let b = self.buckets.remove(self.index(bits.trailing_zeros()));
+            gone(&b);
+        } else {
+            let mut slots = self.live;
+            self.buckets.retain(|b| {
+                let s = slots.trailing_zeros();
+                slots &= slots - 1;
+                let expired = bits & (1 << s) != 0;
+                if expired {
+                    gone(b);
+                }
+                !expired
+            });
+        }
+        self.live &= !bits;
+        if self.live == 0 && (self.dense() || self.buckets.capacity() > 4) {
+            // An emptied window gives its memory back: an agent gone quiet
+            // should not keep a busy day's buckets.
+            self.buckets = Vec::new();
+        }
+    }
+
+    /// Starts loading slot `s`'s bucket, or where it would be inserted.
+    #[inline]
+    pub(crate) fn prefetch(&self, s: u32) {
+        let i = self.index(s).min(self.buckets.len().saturating_sub(1));
+        if let Some(b) = self.buckets.get(i) {
+            super::prefetch::prefetch(b);
+        }
+    }
+
+    /// Heap bytes held (the buckets' own allocations not included).
+    pub fn heap_bytes(&self) -> usize {
+        self.buckets.capacity() * std::mem::size_of::<B>()
+    }
+}
+
+impl<B: PartialEq> PartialEq for Ring<B> {
+    /// Same slots, same live buckets, whichever form each side is in.
+    fn eq(&self, other: &Self) -> bool {
+        if self.n != other.n || self.live != other.live {
+            return false;
+        }
+        let mut bits = self.live;
+        let (mut i, mut j) = (0, 0);
+        while bits != 0 {
+            let s = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let a = if self.buckets.len() == usize::from(self.n) {
+                s
+            } else {
+                i
+            };
+            let b = if other.buckets.len() == usize::from(other.n) {
+                s
+            } else {
+                j
+            };
+            if self.buckets[a] != other.buckets[b] {
+                return false;
+            }
+            i += 1;
+            j += 1;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Default, Clone, Copy, PartialEq)]
+    struct C(u32);
+    impl Bucket for C {
+        type Total = ();
+        fn expire_from(&self, _: &mut ()) {}
+    }
+
+    proptest! {
+        /// Any sequence of writes and expiries leaves the same live buckets
+        /// as a plain array of slots, through every sparse/dense change.
+        #[test]
+        fn behaves_as_a_plain_array(
+            n in 1u32..=64,
+            ops in prop::collection::vec((any::<bool>(), 0u32..64, any::<u64>()), 0..300),
+        ) {
+            let mut ring: Ring<C> = Ring::new(n);
+            let mut model = vec![None::<C>; n as usize];
+            for (write, s, bits) in ops {
+                let s = s % n;
+                if write {
+                    ring.entry(s).0 += 1;
+                    model[s as usize].get_or_insert(C(0)).0 += 1;
+                } else {
+                    let mut seen = Vec::new();
+                    ring.expire(bits, |b| seen.push(*b));
+                    let mut expect = Vec::new();
+                    for (i, m) in model.iter_mut().enumerate() {
+                        if bits & (1 << i) != 0 {
+                            expect.extend(m.take());
+                        }
+                    }
+                    prop_assert_eq!(seen, expect);
+                }
+                for (i, m) in model.iter().enumerate() {
+                    prop_assert_eq!(ring.get(i as u32), m.as_ref());
+                }
+                let live = model
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| m.is_some())
+                    .fold(0u64, |acc, (i, _)| acc | 1 << i);
+                prop_assert_eq!(ring.live(), live);
+                let mut copy = Ring::new(n);
+                for (i, m) in model.iter().enumerate() {
+                    if let Some(v) = m {
+                        *copy.entry(i as u32) = *v;
+                    }
+                }
+                prop_assert_eq!(&copy, &ring);
+            }
+        }
+    }
+
+    #[test]
+    fn a_quiet_window_stays_sparse_and_small() {
+        #[derive(Debug, Default, PartialEq)]
+        struct Wide([u64; 8]);
+        impl Bucket for Wide {
+            type Total = ();
+            fn expire_from(&self, _: &mut ()) {}
+        }
+        let mut r: Ring<Wide> = Ring::new(48);
+        for s in (0..48).step_by(3) {
+            r.entry(s).0[0] += 1;
+        }
+        assert!(!r.dense(), "16 of 48 slots");
+        assert!(r.heap_bytes() <= 16 + 20 * 64, "{}", r.heap_bytes());
+        r.entry(1);
+        r.entry(2);
+        r.entry(4);
+        r.entry(5);
+        r.entry(7);
+        r.entry(8);
+        r.entry(10);
+        r.entry(11);
+        assert!(!r.dense(), "24 of 48 slots: half");
+        r.entry(13);
+        assert!(r.dense(), "25 of 48 slots");
+        assert_eq!(r.get(3).map(|b| b.0[0]), Some(1));
+        r.expire(u64::MAX, |_| {});
+        assert_eq!(r.heap_bytes(), 0, "emptied: memory given back");
+    }
+}
