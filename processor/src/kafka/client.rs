@@ -110,9 +110,9 @@ pub fn client_config(settings: &KafkaSettings, role: Role, instance: &str) -> Cl
             c.set("partition.assignment.strategy", "cooperative-sticky");
             if role == Role::Group {
                 // How long a fetch may wait at the broker for data. A broker
-                // that holds a fetch until this time-out even when records
-                // arrive (Tansu 0.6 does) adds up to all of it to every
-                // breaker transition: librdkafka's 500 ms made a median of
+                // that does not answer a waiting fetch as soon as records
+                // arrive (Tansu 0.6, by measurement) adds up to all of it to
+                // every breaker transition: librdkafka's 500 ms made a median of
                 // ~145 ms from produce to transition at light load, 10 ms
                 // made it ~14 ms (benches/RESULTS.md §2 "Latency"). On
                 // Kafka, which answers as soon as data is there, the cost is

@@ -383,7 +383,8 @@ impl Stream {
             .iter()
             .take_while(|c| collector.acked_through(c.mark))
             .count();
-        let Some(newest) = self.awaiting.drain(..ready).last() else {
+        // The older ready ones leave with the drain: the newest covers them.
+        let Some(newest) = self.awaiting.drain(..ready).next_back() else {
             return Ok(());
         };
         if self.commit(consumer, &newest.offsets)? {
