@@ -288,8 +288,9 @@ fn every_broker_down_then_up() {
 
 /// The broker that leads the output topics goes down for ~3 s while the
 /// broker of the input and of the group stays up. The job reads a burst
-/// that opens a breaker, and then waits: it commits nothing until the
-/// transition is acknowledged, and it reads nothing more meanwhile. Its
+/// that opens a breaker: it commits nothing until the transition is
+/// acknowledged (it reads on meanwhile, see
+/// `a_checkpoint_waiting_for_acks_holds_the_commit_not_the_input`). Its
 /// producer gives up on the record after `message.timeout.ms` (1.5 s here);
 /// the job sends it again until the broker is back, and counts it. The
 /// transition is then on its topic exactly once. (Whether librdkafka also
@@ -304,18 +305,7 @@ fn the_output_broker_down_holds_the_commit_until_outputs_are_acked() {
     settings
         .producer_properties
         .insert("message.timeout.ms".into(), "1500".into());
-    let t = &settings.topics;
-    for p in 0..PARTITIONS {
-        for topic in [&t.events, &t.declarations, &t.commands] {
-            cluster.partition_leader(topic, p, Some(1)).unwrap();
-        }
-        for topic in [&t.breaker_state, &t.alerts, &t.snapshots, &t.dead_letter] {
-            cluster.partition_leader(topic, p, Some(2)).unwrap();
-        }
-    }
-    cluster
-        .coordinator(MockCoordinator::Group(settings.group_id.clone()), 1)
-        .unwrap();
+    outputs_on_broker_2(&cluster, &settings);
     let job = RunningJob::start_settings(
         settings,
         "defaults: {breaker: {min_calls: 10, failure_threshold: 0.5, cooldown_seconds: 600}}",
@@ -340,23 +330,17 @@ fn the_output_broker_down_holds_the_commit_until_outputs_are_acked() {
         JobStatus::get(&s.outputs) > outputs
     });
     // The transition waits for broker 2, and so does the commit of the
-    // batch that caused it, and so does the job: more input is not read.
-    // Broker 2 stays down 2.5 s more: the producer gives up on the
-    // transition after 1.5 s.
-    let (commits, records) = (
-        JobStatus::get(&job.status().commits),
-        JobStatus::get(&job.status().records),
-    );
+    // batch that caused it. Broker 2 stays down 2.5 s more: the producer
+    // gives up on the transition after 1.5 s.
+    let commits = JobStatus::get(&job.status().commits);
     harness::produce(&bootstrap, &topic, &successes("held", &["steady"], 5));
     let sent = Instant::now();
     while sent.elapsed() < Duration::from_millis(2500) {
-        let s = job.status();
         assert_eq!(
-            JobStatus::get(&s.commits),
+            JobStatus::get(&job.status().commits),
             commits,
             "committed before the outputs were acknowledged"
         );
-        assert_eq!(JobStatus::get(&s.records), records, "read on meanwhile");
         std::thread::sleep(Duration::from_millis(20));
     }
     cluster.broker_up(2).unwrap();
@@ -381,6 +365,109 @@ fn the_output_broker_down_holds_the_commit_until_outputs_are_acked() {
     assert!(
         counter("breakwater_output_delivery_failures_total") > failures_before,
         "the records the producer gave up on were counted"
+    );
+}
+
+/// Broker 1 leads the input and the group, broker 2 every output topic.
+fn outputs_on_broker_2(cluster: &Mock, settings: &KafkaSettings) {
+    let t = &settings.topics;
+    for p in 0..PARTITIONS {
+        for topic in [&t.events, &t.declarations, &t.commands] {
+            cluster.partition_leader(topic, p, Some(1)).unwrap();
+        }
+        for topic in [&t.breaker_state, &t.alerts, &t.snapshots, &t.dead_letter] {
+            cluster.partition_leader(topic, p, Some(2)).unwrap();
+        }
+    }
+    cluster
+        .coordinator(MockCoordinator::Group(settings.group_id.clone()), 1)
+        .unwrap();
+}
+
+/// The periodic checkpoint does not stop the job to wait for the broker's
+/// acknowledgements. With the broker of the output topics down, a burst
+/// opens `first`'s breaker; the checkpoints that follow (every second)
+/// cannot commit while its transition is unacknowledged, and the job reads
+/// on meanwhile: a second burst opens `second`'s breaker and its transition
+/// is sent. Nothing is committed until broker 2 is back and every output is
+/// acknowledged; then the input is committed to its end, each transition is
+/// on its topic once and every event was counted once.
+#[test]
+fn a_checkpoint_waiting_for_acks_holds_the_commit_not_the_input() {
+    counters();
+    let (cluster, bootstrap) = cluster_with_topics(2);
+    let mut settings = job_settings(&bootstrap, "");
+    settings
+        .producer_properties
+        .insert("message.timeout.ms".into(), "1000".into());
+    outputs_on_broker_2(&cluster, &settings);
+    let job = RunningJob::start_settings(
+        settings,
+        "defaults: {breaker: {min_calls: 10, failure_threshold: 0.5, cooldown_seconds: 600}}",
+    );
+    let topic = job.settings.topics.events.clone();
+    harness::produce(&bootstrap, &topic, &successes("before", &["steady"], 10));
+    job.wait_until("10 events counted", |s| JobStatus::get(&s.events) == 10);
+    wait_committed_to_end(&bootstrap, &job.settings);
+
+    cluster.broker_down(2).unwrap();
+    let commits = JobStatus::get(&job.status().commits);
+    let held = |s: &JobStatus| {
+        assert_eq!(
+            JobStatus::get(&s.commits),
+            commits,
+            "committed before the outputs were acknowledged"
+        );
+    };
+    let burst = |agent: &str| -> Vec<_> {
+        let t0 = now_ms();
+        (0..12)
+            .map(|i| event(&format!("{agent}-{i}"), agent, t0 + i, "FAILURE"))
+            .collect()
+    };
+    let outputs = JobStatus::get(&job.status().outputs);
+    harness::produce(&bootstrap, &topic, &burst("first"));
+    job.wait_until("first's transition sent", |s| {
+        held(s);
+        JobStatus::get(&s.events) == 22 && JobStatus::get(&s.outputs) > outputs
+    });
+    // Long enough for two checkpoints to begin with the transition out, and
+    // for the producer to give up on it (it is then sent again).
+    let out = Instant::now();
+    while out.elapsed() < Duration::from_millis(2500) {
+        held(job.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let outputs = JobStatus::get(&job.status().outputs);
+    harness::produce(&bootstrap, &topic, &burst("second"));
+    job.wait_until("second's breaker opened while the commit is held", |s| {
+        held(s);
+        JobStatus::get(&s.events) == 34 && JobStatus::get(&s.outputs) > outputs
+    });
+
+    cluster.broker_up(2).unwrap();
+    job.wait_until("committed once the outputs are acknowledged", |s| {
+        JobStatus::get(&s.commits) > commits
+    });
+    wait_committed_to_end(&bootstrap, &job.settings);
+    let settings = job.settings.clone();
+    let summary = job.stop();
+    let mut opened = transitions(&read_topic(&bootstrap, &settings.topics.breaker_state));
+    opened.sort();
+    assert_eq!(
+        opened,
+        [
+            ("first".into(), "OPEN".into(), "FAILURE_RATE".into()),
+            ("second".into(), "OPEN".into(), "FAILURE_RATE".into())
+        ]
+    );
+    assert_all_counted_once(
+        &bootstrap,
+        &summary,
+        &settings,
+        &[("steady", 10), ("first", 12), ("second", 12)]
+            .into_iter()
+            .collect(),
     );
 }
 

@@ -126,7 +126,7 @@ pub fn describe() {
     describe_histogram!(
         "breakwater_checkpoint_duration_seconds",
         Unit::Seconds,
-        "Time of a checkpoint: snapshot the changed agents, wait for every output to be acknowledged, commit the input offsets."
+        "Time of a checkpoint: snapshot the changed agents, wait for every output sent up to then to be acknowledged, commit the input offsets (the periodic checkpoint does not stop processing meanwhile)."
     );
     describe_counter!(
         "breakwater_snapshot_records_total",

@@ -1,11 +1,15 @@
 //! The record collector (Kafka Streams' word): every output record goes
-//! through it, and [`RecordCollector::flush`] returns only once the broker
-//! has acknowledged all of them. The job commits input offsets after a
-//! successful flush, never before: that is what makes delivery
-//! at-least-once. A record the producer gives up on (after librdkafka's own
-//! retries), or refuses at once for a reason that may pass (e.g. a topic
-//! the broker just denied), is sent again until it is acknowledged or the
-//! job is stopped.
+//! through it. The job commits input offsets only once the broker has
+//! acknowledged every output produced before them, never before: that is
+//! what makes delivery at-least-once. Two ways to know:
+//! [`RecordCollector::flush`] blocks until every record sent so far is
+//! acknowledged (a revoke, a graceful stop); [`RecordCollector::mark`]
+//! closes an epoch and [`RecordCollector::acked_through`] says, without
+//! waiting, when all of it is (the periodic checkpoint, see
+//! [`super::acks`]). A record the producer gives up on (after librdkafka's
+//! own retries), or refuses at once for a reason that may pass (e.g. a
+//! topic the broker just denied), is sent again, in its epoch, until it is
+//! acknowledged or the job is stopped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +21,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
+use super::acks::Unacked;
 use super::client::Observed;
 use super::JobError;
 
@@ -39,10 +44,17 @@ pub struct OutRecord {
     pub source_ms: Option<i64>,
 }
 
+/// A record handed to the producer, with the epoch it was first sent in.
+pub struct Tracked {
+    record: OutRecord,
+    epoch: u64,
+}
+
 /// Producer context: counts acknowledgements and keeps failed records.
 pub struct Delivery {
     observed: Observed,
-    failed: Mutex<Vec<(OutRecord, KafkaError)>>,
+    failed: Mutex<Vec<(Tracked, KafkaError)>>,
+    unacked: Mutex<Unacked>,
 }
 
 impl ClientContext for Delivery {
@@ -56,11 +68,13 @@ impl ClientContext for Delivery {
 }
 
 impl ProducerContext for Delivery {
-    type DeliveryOpaque = Box<OutRecord>;
+    type DeliveryOpaque = Box<Tracked>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, record: Box<OutRecord>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, tracked: Box<Tracked>) {
+        let record = &tracked.record;
         match result {
             Ok(_) => {
+                self.unacked.lock().expect("acks lock").acked(tracked.epoch);
                 metrics::counter!("breakwater_output_records_total", "topic" => record.topic.clone())
                     .increment(1);
                 if let Some(from) = record.source_ms {
@@ -73,7 +87,7 @@ impl ProducerContext for Delivery {
                 self.failed
                     .lock()
                     .expect("delivery lock")
-                    .push((*record, e.clone()));
+                    .push((*tracked, e.clone()));
             }
         }
     }
@@ -84,7 +98,12 @@ impl Delivery {
         Delivery {
             observed,
             failed: Mutex::new(Vec::new()),
+            unacked: Mutex::default(),
         }
+    }
+
+    fn take_failed(&self) -> Vec<(Tracked, KafkaError)> {
+        std::mem::take(&mut *self.failed.lock().expect("delivery lock"))
     }
 }
 
@@ -95,8 +114,8 @@ pub struct RecordCollector {
     /// shutdown deadline): records not yet acknowledged are then left to
     /// the next run, which re-reads their input because nothing was committed.
     abort: Arc<AtomicBool>,
-    /// Records sent since the last successful flush.
-    pending: usize,
+    /// The epoch records sent now belong to (see [`super::acks`]).
+    epoch: u64,
 }
 
 /// Time between attempts to resend records the producer gave up on.
@@ -107,7 +126,7 @@ impl RecordCollector {
         RecordCollector {
             producer,
             abort,
-            pending: 0,
+            epoch: 0,
         }
     }
 
@@ -115,11 +134,24 @@ impl RecordCollector {
         &self.producer
     }
 
-    /// Queues a record; waits (serving delivery reports) while the
-    /// producer's queue is full.
+    /// Queues a record in the current epoch; waits (serving delivery
+    /// reports) while the producer's queue is full.
     pub fn send(&mut self, record: OutRecord) -> Result<(), JobError> {
-        let mut record = Box::new(record);
+        self.unacked().sent(self.epoch);
+        self.enqueue(Box::new(Tracked {
+            record,
+            epoch: self.epoch,
+        }))
+    }
+
+    fn unacked(&self) -> std::sync::MutexGuard<'_, Unacked> {
+        self.producer.context().unacked.lock().expect("acks lock")
+    }
+
+    /// Hands a record (new, or sent again in its epoch) to the producer.
+    fn enqueue(&mut self, mut tracked: Box<Tracked>) -> Result<(), JobError> {
         loop {
+            let record = &mut tracked.record;
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
             for (k, v) in &record.headers {
                 headers = headers.insert(Header {
@@ -133,7 +165,7 @@ impl RecordCollector {
             let copy = payload.clone();
             record.payload = payload;
             let partition = record.partition;
-            let mut base = BaseRecord::with_opaque_to(&topic, record).headers(headers);
+            let mut base = BaseRecord::with_opaque_to(&topic, tracked).headers(headers);
             if let Some(p) = &copy {
                 base = base.payload(p);
             }
@@ -144,12 +176,9 @@ impl RecordCollector {
                 base = base.partition(p);
             }
             match self.producer.send(base) {
-                Ok(()) => {
-                    self.pending += 1;
-                    return Ok(());
-                }
+                Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), rec)) => {
-                    record = rec.delivery_opaque;
+                    tracked = rec.delivery_opaque;
                     self.producer.poll(Duration::from_millis(50));
                     if self.abort.load(Ordering::Relaxed) {
                         return Err(JobError::Aborted);
@@ -167,7 +196,6 @@ impl RecordCollector {
                         .lock()
                         .expect("delivery lock")
                         .push((*rec.delivery_opaque, e));
-                    self.pending += 1;
                     return Ok(());
                 }
                 Err((e, _)) => return Err(JobError::kafka("producing an output record", e)),
@@ -180,7 +208,7 @@ impl RecordCollector {
     /// pile up until the next checkpoint.
     pub fn poll(&mut self) -> Result<(), JobError> {
         self.producer.poll(Duration::ZERO);
-        let failed = std::mem::take(&mut *self.producer.context().failed.lock().expect("lock"));
+        let failed = self.producer.context().take_failed();
         if !failed.is_empty() {
             tracing::warn!(
                 records = failed.len(),
@@ -188,9 +216,8 @@ impl RecordCollector {
                 "output records were not acknowledged; sending them again"
             );
         }
-        for (record, _) in failed {
-            self.pending -= 1;
-            self.send(record)?;
+        for (tracked, _) in failed {
+            self.enqueue(Box::new(tracked))?;
         }
         Ok(())
     }
@@ -214,9 +241,8 @@ impl RecordCollector {
                     warned = Instant::now();
                 }
             }
-            let failed = std::mem::take(&mut *self.producer.context().failed.lock().expect("lock"));
+            let failed = self.producer.context().take_failed();
             if failed.is_empty() {
-                self.pending = 0;
                 return Ok(());
             }
             tracing::warn!(
@@ -228,8 +254,8 @@ impl RecordCollector {
                 return Err(JobError::Aborted);
             }
             std::thread::sleep(RESEND_BACKOFF);
-            for (record, _) in failed {
-                self.send(record)?;
+            for (tracked, _) in failed {
+                self.enqueue(Box::new(tracked))?;
             }
         }
     }
@@ -240,9 +266,26 @@ impl RecordCollector {
         self.producer.in_flight_count()
     }
 
-    /// Records sent since the last successful flush.
-    pub fn pending(&self) -> usize {
-        self.pending
+    /// Closes the current epoch and returns it: every record sent so far
+    /// is in it or an earlier one, every record sent from now on in a
+    /// later one. [`RecordCollector::acked_through`] then says when the
+    /// broker has acknowledged all of them, without waiting.
+    pub fn mark(&mut self) -> u64 {
+        let closed = self.epoch;
+        self.epoch += 1;
+        closed
+    }
+
+    /// Whether every record sent up to `mark` (a value [`RecordCollector::mark`]
+    /// returned) is acknowledged, as of the delivery reports served so far
+    /// (by [`RecordCollector::poll`] or a wait).
+    pub fn acked_through(&self, mark: u64) -> bool {
+        self.unacked().acked_through(mark)
+    }
+
+    /// Records sent and not acknowledged yet.
+    pub fn unacknowledged(&self) -> usize {
+        self.unacked().total()
     }
 }
 
@@ -263,6 +306,80 @@ fn can_succeed_later(e: &KafkaError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::ClientConfig;
+
+    fn record(key: &str) -> OutRecord {
+        OutRecord {
+            topic: "out".into(),
+            partition: None,
+            key: Some(key.as_bytes().to_vec()),
+            payload: Some(b"{}".to_vec()),
+            headers: Vec::new(),
+            source_ms: None,
+        }
+    }
+
+    /// Serves delivery reports (without sending failed records again)
+    /// until `done`, for at most 30 s.
+    fn serve_until(c: &RecordCollector, what: &str, done: impl Fn(&RecordCollector) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(c) {
+            assert!(Instant::now() < deadline, "timed out waiting: {what}");
+            c.producer.poll(Duration::from_millis(20));
+        }
+    }
+
+    /// The periodic checkpoint commits once its epoch is acknowledged: a
+    /// record the producer gave up on keeps its epoch, and that epoch and
+    /// every later one stay unacknowledged until the record is sent again
+    /// and acknowledged.
+    #[test]
+    fn a_failed_delivery_holds_its_epoch_and_the_later_ones_until_acknowledged() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("out", 1, 1).expect("topic");
+        let observed = Observed {
+            health: Arc::default(),
+            name: "test",
+        };
+        let producer: BaseProducer<Delivery> = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("message.timeout.ms", "300")
+            .create_with_context(Delivery::new(observed))
+            .expect("producer");
+        let mut c = RecordCollector::new(producer, Arc::default());
+
+        c.send(record("a")).unwrap();
+        let first = c.mark();
+        assert!(!c.acked_through(first), "not acknowledged before a report");
+        serve_until(&c, "the first epoch acknowledged", |c| {
+            c.acked_through(first)
+        });
+
+        cluster.broker_down(1).unwrap();
+        c.send(record("b")).unwrap();
+        let held = c.mark();
+        c.send(record("c")).unwrap();
+        let later = c.mark();
+        serve_until(&c, "the producer gives up on both", |c| {
+            c.producer.context().failed.lock().unwrap().len() == 2
+        });
+        assert!(c.acked_through(first));
+        assert!(!c.acked_through(held) && !c.acked_through(later));
+        assert_eq!(c.unacknowledged(), 2);
+
+        // Sent again while the broker is still down: still held.
+        c.poll().unwrap();
+        assert!(!c.acked_through(held));
+        cluster.broker_up(1).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !c.acked_through(later) {
+            assert!(Instant::now() < deadline, "never acknowledged");
+            c.producer.poll(Duration::from_millis(20));
+            c.poll().unwrap();
+        }
+        assert_eq!(c.unacknowledged(), 0);
+    }
 
     #[test]
     fn refusals_that_may_pass_are_sent_again_and_the_others_stop_the_job() {

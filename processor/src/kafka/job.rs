@@ -5,8 +5,10 @@
 //! partition's events through its engine, fire the engines' timers (on the
 //! wall clock, so a breaker half-opens on time with no traffic) and send
 //! the outputs. Every `snapshot_interval` a checkpoint snapshots the
-//! changed agents, waits until the broker has acknowledged every output
-//! and only then commits the input offsets (see [`super::stream`]).
+//! changed agents and notes the input offsets; they are committed on the
+//! first turn at which the broker has acknowledged every output sent up to
+//! the checkpoint, and not before (see [`super::stream`]). The loop does
+//! not wait for the acknowledgements meanwhile.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +30,6 @@ use super::topics::ensure_topics;
 use super::JobError;
 use crate::config::{KafkaSettings, SloConfig};
 use crate::event::TimestampMs;
-use crate::output::SnapshotTrigger;
 
 /// Live counters of a running job, for tests, logs and the HTTP API.
 #[derive(Debug, Default)]
@@ -281,10 +282,11 @@ fn run_loop(
         let queued = s.sink.collector.in_flight();
         metrics::gauge!("breakwater_producer_queue_records").set(f64::from(queued));
         if now >= next_checkpoint || s.commit_failed() {
-            s.checkpoint(consumer, None, SnapshotTrigger::Periodic, now)?;
+            s.begin_checkpoint(now)?;
             s.publish_gauges(&settings.series);
             next_checkpoint = now + settings.snapshot_interval_ms;
         }
+        s.commit_acknowledged(consumer)?;
         control
             .status
             .client_errors

@@ -9,6 +9,7 @@
 //! already reflects; outputs carry per-agent sequence numbers so consumers
 //! drop repeats after a crash.
 
+pub mod acks;
 pub mod catalog;
 pub mod client;
 pub mod codec;

@@ -5,15 +5,25 @@
 //! **Checkpoints make recovery exact without transactions.** Every
 //! snapshot interval (and before a partition is revoked, and at a graceful
 //! stop) a checkpoint snapshots every changed agent — public snapshot in
-//! the value, engine state and input position in headers — waits until the
-//! broker acknowledged every output, then commits each partition's input
-//! offset. After a crash the new owner restores the agents from their
-//! snapshots and re-reads input from the committed offset; each agent skips
-//! the events its restored state already reflects, so every event is
-//! counted exactly once. Outputs produced between the last checkpoint and
-//! the crash may be produced again: they carry the same sequence numbers.
+//! the value, engine state and input position in headers — and commits
+//! each partition's input offset once the broker has acknowledged every
+//! output produced up to then (the snapshots included). After a crash the
+//! new owner restores the agents from their snapshots and re-reads input
+//! from the committed offset; each agent skips the events its restored
+//! state already reflects, so every event is counted exactly once. Outputs
+//! produced between the last checkpoint and the crash may be produced
+//! again: they carry the same sequence numbers.
+//!
+//! The periodic checkpoint does not stop the processing loop to wait for
+//! the acknowledgements: it sends the snapshots, closes an epoch of the
+//! collector ([`super::acks`]) and notes the offsets; the loop goes on, and
+//! [`Stream::commit_acknowledged`] commits them on the first turn at which
+//! the epoch (and every earlier one) is acknowledged. A record the broker
+//! does not acknowledge thus holds the commit, not the input. The revoke
+//! and the graceful stop wait (`flush`), since they must commit before
+//! they return.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -139,6 +149,9 @@ pub struct Stream {
     out: Vec<Output>,
     /// A commit failed: the next turn tries again, even with no new input.
     commit_failed: bool,
+    /// Periodic checkpoints whose outputs are not all acknowledged yet,
+    /// oldest first.
+    awaiting: VecDeque<PendingCommit>,
     /// An error in a rebalance callback, which cannot return one: the job
     /// loop picks it up after `poll`.
     failed: Option<JobError>,
@@ -165,6 +178,7 @@ impl Stream {
             run_id: random_u64(),
             out: Vec::new(),
             commit_failed: false,
+            awaiting: VecDeque::new(),
             failed: None,
             bad_input: BadInputWarnings::default(),
         }
@@ -312,7 +326,9 @@ impl Stream {
     /// waits for every output to be acknowledged, then commits their input
     /// offsets. Returns whether the commit went through (a failed one is
     /// retried by the next checkpoint; nothing is lost meanwhile, the
-    /// input is only read again).
+    /// input is only read again). For a revoke and a graceful stop, which
+    /// must not return before; the periodic checkpoint is
+    /// [`Stream::begin_checkpoint`].
     pub fn checkpoint(
         &mut self,
         consumer: &BaseConsumer<GroupContext>,
@@ -321,24 +337,72 @@ impl Stream {
         now: TimestampMs,
     ) -> Result<bool, JobError> {
         let started = Instant::now();
-        let result = self.snapshot_flush_commit(consumer, partitions, trigger, now);
-        if result.is_ok() {
+        let due = self.snapshot(partitions, trigger, now)?;
+        self.sink.collector.flush()?;
+        let committed = self.commit(consumer, &due)?;
+        if committed {
             metrics::histogram!("breakwater_checkpoint_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
+            if partitions.is_none() {
+                // Every output is acknowledged and every task committed at
+                // least as far as any waiting checkpoint would.
+                self.awaiting.clear();
+            }
         }
-        result
+        Ok(committed)
     }
 
-    /// [`Stream::checkpoint`] itself.
-    fn snapshot_flush_commit(
+    /// The periodic checkpoint, without waiting: snapshots the changed
+    /// agents of every task, and notes each task's offset to commit once
+    /// the broker has acknowledged every output sent up to now (see
+    /// [`Stream::commit_acknowledged`]).
+    pub fn begin_checkpoint(&mut self, now: TimestampMs) -> Result<(), JobError> {
+        let offsets = self.snapshot(None, SnapshotTrigger::Periodic, now)?;
+        let mark = self.sink.collector.mark();
+        self.awaiting.push_back(PendingCommit {
+            mark,
+            offsets,
+            started: Instant::now(),
+        });
+        // The retry of a failed commit is this checkpoint.
+        self.commit_failed = false;
+        Ok(())
+    }
+
+    /// Commits the newest waiting checkpoint whose outputs are all
+    /// acknowledged (as of the delivery reports served so far), which
+    /// covers the older ones. A failed commit makes the next turn
+    /// checkpoint again, as [`Stream::checkpoint`] does.
+    pub fn commit_acknowledged(
         &mut self,
         consumer: &BaseConsumer<GroupContext>,
+    ) -> Result<(), JobError> {
+        let collector = &self.sink.collector;
+        let ready = self
+            .awaiting
+            .iter()
+            .take_while(|c| collector.acked_through(c.mark))
+            .count();
+        // The older ready ones leave with the drain: the newest covers them.
+        let Some(newest) = self.awaiting.drain(..ready).next_back() else {
+            return Ok(());
+        };
+        if self.commit(consumer, &newest.offsets)? {
+            metrics::histogram!("breakwater_checkpoint_duration_seconds")
+                .record(newest.started.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    /// Sends snapshots of the changed agents of `partitions` (all when
+    /// `None`), and returns each one's offset to commit, if it moved.
+    fn snapshot(
+        &mut self,
         partitions: Option<&[i32]>,
         trigger: SnapshotTrigger,
         now: TimestampMs,
-    ) -> Result<bool, JobError> {
+    ) -> Result<Vec<DueOffset>, JobError> {
         let wall = self.timers == TimerClock::WallClock;
-        let mut tpl = TopicPartitionList::new();
         let mut due = Vec::new();
         for (&p, task) in self.tasks.iter_mut() {
             if partitions.is_some_and(|ps| !ps.contains(&p)) {
@@ -353,26 +417,55 @@ impl Stream {
             }
             self.sink
                 .emit(p, &task.engine, &mut self.out, &self.control.status, None)?;
-            if let Some(next) = task.commit_due() {
-                let mut elem = tpl.add_partition(&self.sink.topics.events, p);
-                elem.set_offset(Offset::Offset(next))
-                    .map_err(|e| JobError::kafka("building the commit", e))?;
-                // The stream time at this offset, for the engine a restore
-                // rebuilds (Kafka Streams keeps it here too).
-                elem.set_metadata(clock_metadata(task.engine.clock()));
-                due.push((p, next));
+            if let Some(offset) = task.commit_due() {
+                due.push(DueOffset {
+                    partition: p,
+                    task_epoch: task.epoch,
+                    offset,
+                    // The stream time at this offset, for the engine a
+                    // restore rebuilds (Kafka Streams keeps it here too).
+                    metadata: clock_metadata(task.engine.clock()),
+                });
             }
         }
-        self.sink.collector.flush()?;
-        if due.is_empty() {
+        Ok(due)
+    }
+
+    /// Commits `due` (synchronously) for the tasks that still own their
+    /// partition and have not committed that far yet. Returns whether the
+    /// commit went through; a failure is counted and makes the next turn
+    /// checkpoint again.
+    fn commit(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        due: &[DueOffset],
+    ) -> Result<bool, JobError> {
+        // A partition revoked since (and maybe assigned again) was
+        // committed by its revoke; an older offset would move it back.
+        let current: Vec<&DueOffset> = due
+            .iter()
+            .filter(|d| {
+                self.tasks.get(&d.partition).is_some_and(|t| {
+                    t.epoch == d.task_epoch && t.committed.is_none_or(|c| d.offset > c)
+                })
+            })
+            .collect();
+        if current.is_empty() {
             self.commit_failed = false;
             return Ok(true);
         }
+        let mut tpl = TopicPartitionList::new();
+        for d in &current {
+            let mut elem = tpl.add_partition(&self.sink.topics.events, d.partition);
+            elem.set_offset(Offset::Offset(d.offset))
+                .map_err(|e| JobError::kafka("building the commit", e))?;
+            elem.set_metadata(d.metadata.as_str());
+        }
         match consumer.commit(&tpl, CommitMode::Sync) {
             Ok(()) => {
-                for (p, next) in due {
-                    if let Some(t) = self.tasks.get_mut(&p) {
-                        t.committed = Some(next);
+                for d in current {
+                    if let Some(t) = self.tasks.get_mut(&d.partition) {
+                        t.committed = Some(d.offset);
                     }
                 }
                 JobStatus::add(&self.control.status.commits, 1);
@@ -554,6 +647,23 @@ impl Stream {
             })
             .collect())
     }
+}
+
+/// A task's input offset a checkpoint commits, with the stream time there.
+struct DueOffset {
+    partition: i32,
+    /// The task it was taken from: a task assigned since must not get it.
+    task_epoch: u64,
+    offset: i64,
+    metadata: String,
+}
+
+/// A periodic checkpoint waiting for the acknowledgement of every output
+/// sent up to the collector's `mark`.
+struct PendingCommit {
+    mark: u64,
+    offsets: Vec<DueOffset>,
+    started: Instant,
 }
 
 /// Per agent with a transition or an alert in `out`, the Kafka timestamp
