@@ -1,23 +1,31 @@
 //! Decoding one input record value into a `TaskEvent`, through the path the
-//! Kafka job uses: `kafka::codec::Codec::decode` (framing detection, writer
-//! schema lookup by id, datum reader, defaults and validation).
+//! Kafka job uses: `kafka::codec::Codec::decode_into` (framing detection,
+//! writer schema lookup by id, datum reader, defaults and validation, into
+//! an event slot reused from turn to turn), beside the owned
+//! `Codec::decode`.
 //!
 //! Cases, each on 1 024 distinct records decoded round-robin (ids, agents,
 //! latencies and outcomes vary, so branch predictors see a realistic mix):
 //!
-//! - `avro_confluent`: Confluent framing (`0x00`, schema id 1) + Avro datum
-//!   of the bundled schema, `kafka.wire.input.format: confluent`. This is
-//!   the hot path: the repository's hand-written datum reader
-//!   (`decode/datum.rs`).
-//! - `avro_single_object`: single-object framing (`0xC3 0x01` + fingerprint).
-//! - `json_auto`: the JSON text of the same events, `format: auto`
+//! - `avro_confluent_into`: **the job's path**. Confluent framing (`0x00`,
+//!   schema id 1) + Avro datum of the bundled schema,
+//!   `kafka.wire.input.format: confluent`, read by the hand-written datum
+//!   reader (`decode/datum.rs`) in place into one reused slot.
+//! - `avro_confluent_into_batch`: the same into 10 000 slots in turn (a
+//!   full batch at the default `max_batch`), as the intake files them:
+//!   each slot is cold in cache when it is refilled.
+//! - `avro_confluent`: the same records through the owned `Codec::decode`
+//!   (a new `TaskEvent` per record, dropped after).
+//! - `avro_single_object(_into)`: single-object framing (`0xC3 0x01` +
+//!   fingerprint).
+//! - `json_auto(_into)`: the JSON text of the same events, `format: auto`
 //!   (the default: the first byte tells the framing).
 //! - `apache_avro_datum`: the same datum read by `apache-avro` 0.22
 //!   (`GenericDatumReader::read_value` into a `Value`, then `event_from_avro_value`), the
 //!   reader the job would use without the hand-written one. Baseline only.
 //! - `apache_avro_value_only`: `read_value` alone (no conversion).
 //! - `owned_event_clone_floor`: `TaskEvent::clone` of the decoded event, the
-//!   allocations (and frees) any decoder into an owned `TaskEvent` pays.
+//!   allocations (and frees) any decoder into a new `TaskEvent` pays.
 //!
 //! Two event shapes: `typical` (UUID ids, one eval, model, tokens, cost,
 //! ~170 B of Avro) and `minimal` (required fields only).
@@ -28,12 +36,14 @@ use std::hint::black_box;
 
 use apache_avro::reader::datum::GenericDatumReader;
 use breakwater::config::KafkaSettings;
-use breakwater::decode::{encode_avro_datum, event_from_avro_value, AvroSchemas};
+use breakwater::decode::{empty_event, encode_avro_datum, event_from_avro_value, AvroSchemas};
 use breakwater::event::{Eval, Outcome, TaskEvent};
 use breakwater::kafka::codec::Codec;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const RECORDS: usize = 1024;
+/// Slots of a full batch at the default `kafka.max_batch`.
+const BATCH: usize = 10_000;
 
 fn events(typical: bool) -> Vec<TaskEvent> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -132,16 +142,49 @@ fn bench(c: &mut Criterion) {
         // Sanity: every path gives back the events.
         let mut avro = codec("confluent");
         let mut auto = codec("auto");
+        let mut slot = empty_event();
         for (i, e) in events.iter().enumerate() {
             assert_eq!(&avro.decode(&confluent[i]).unwrap(), e);
+            avro.decode_into(&confluent[i], &mut slot).unwrap();
+            assert_eq!(&slot, e);
             assert_eq!(&auto.decode(&single[i]).unwrap(), e);
+            auto.decode_into(&single[i], &mut slot).unwrap();
+            assert_eq!(&slot, e);
             let j = auto.decode(&json[i]).unwrap();
             assert_eq!(j.event_id, e.event_id);
             assert_eq!(j.latency_ms, e.latency_ms);
+            auto.decode_into(&json[i], &mut slot).unwrap();
+            assert_eq!(slot, j);
         }
 
         let mut g = c.benchmark_group(format!("decode/{shape}"));
         g.throughput(Throughput::Elements(1));
+        // The job's path: into a slot that held other records before.
+        let mut run_into = |name: &str, records: &[Vec<u8>], codec: &mut Codec| {
+            let mut i = 0;
+            let mut slot = empty_event();
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    i = (i + 1) % RECORDS;
+                    codec
+                        .decode_into(black_box(&records[i]), black_box(&mut slot))
+                        .unwrap();
+                })
+            });
+        };
+        run_into("avro_confluent_into", &confluent, &mut avro);
+        run_into("avro_single_object_into", &single, &mut auto);
+        run_into("json_auto_into", &json, &mut auto);
+        let mut slots: Vec<TaskEvent> = (0..BATCH).map(|_| empty_event()).collect();
+        let (mut i, mut j) = (0, 0);
+        g.bench_function("avro_confluent_into_batch", |b| {
+            b.iter(|| {
+                i = (i + 1) % RECORDS;
+                j = (j + 1) % BATCH;
+                avro.decode_into(black_box(&confluent[i]), &mut slots[j])
+                    .unwrap();
+            })
+        });
         let mut run = |name: &str, records: &[Vec<u8>], codec: &mut Codec| {
             let mut i = 0;
             g.bench_function(name, |b| {

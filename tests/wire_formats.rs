@@ -95,6 +95,24 @@ fn decoder(format: InputFormat) -> RecordDecoder {
     RecordDecoder::new(&input(format), None).unwrap()
 }
 
+/// Decodes `value` with [`RecordDecoder::decode`] and into `slot` (which
+/// holds whatever it held before), checks that both give the same, and
+/// returns it.
+fn decode_both(
+    d: &mut RecordDecoder,
+    slot: &mut TaskEvent,
+    value: &[u8],
+) -> Result<TaskEvent, DecodeError> {
+    let owned = d.decode(value);
+    let into = d.decode_into(value, slot);
+    match (&owned, into) {
+        (Ok(e), Ok(())) => assert_eq!(e, slot),
+        (Err(a), Err(b)) => assert_eq!(a, &b),
+        (a, b) => panic!("decode gave {a:?}, decode_into {b:?}"),
+    }
+    owned
+}
+
 fn message(r: Result<TaskEvent, DecodeError>) -> String {
     r.expect_err("expected a decode error").to_string()
 }
@@ -318,23 +336,28 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Request>>, handler: &Handler) {
 #[test]
 fn every_framing_round_trips_in_auto_mode() {
     let mut d = decoder(InputFormat::Auto);
+    // Every decode below also goes into this one slot, as the job reuses
+    // its slots: long events and short ones in turn.
+    let mut slot = event("stale");
+    let mut both = |d: &mut RecordDecoder, value: &[u8]| decode_both(d, &mut slot, value);
     let e = event("e-1");
-    assert_eq!(d.decode(&confluent(1, &e)).unwrap(), e);
-    assert_eq!(d.decode(&single_object(&e)).unwrap(), e);
-    assert_eq!(d.decode(&json_of(&e)).unwrap(), e);
+    let minimal = TaskEvent::new("e-2", "a", 0, Outcome::Success);
+    assert_eq!(both(&mut d, &confluent(1, &e)).unwrap(), e);
+    assert_eq!(both(&mut d, &confluent(1, &minimal)).unwrap(), minimal);
+    assert_eq!(both(&mut d, &single_object(&e)).unwrap(), e);
+    assert_eq!(both(&mut d, &json_of(&e)).unwrap(), e);
+    assert_eq!(both(&mut d, &json_of(&minimal)).unwrap(), minimal);
     let pretty = serde_json::to_vec_pretty(&e).unwrap();
     assert_eq!(
-        d.decode(&[b"\n  ".as_slice(), &pretty].concat()).unwrap(),
+        both(&mut d, &[b"\n  ".as_slice(), &pretty].concat()).unwrap(),
         e
     );
-    let minimal = TaskEvent::new("e-2", "a", 0, Outcome::Success);
-    assert_eq!(d.decode(&confluent(1, &minimal)).unwrap(), minimal);
-    assert_eq!(d.decode(&single_object(&minimal)).unwrap(), minimal);
+    assert_eq!(both(&mut d, &single_object(&minimal)).unwrap(), minimal);
     assert_eq!(d.format(), InputFormat::Auto);
     // Many records, one writer schema: one decoder.
     for i in 0..100 {
         let e = event(&format!("e-{i}"));
-        assert_eq!(d.decode(&confluent(1, &e)).unwrap(), e);
+        assert_eq!(both(&mut d, &confluent(1, &e)).unwrap(), e);
     }
     assert_eq!(d.schemas().len(), 1);
 }
@@ -451,8 +474,9 @@ fn every_failure_says_what_is_wrong() {
             "truncated JSON at line 1 column 20: EOF while parsing a value",
         ),
     ];
+    let mut slot = event("stale");
     for (bytes, kind, wanted) in cases {
-        let err = d.decode(&bytes).expect_err(wanted);
+        let err = decode_both(&mut d, &mut slot, &bytes).expect_err(wanted);
         assert_eq!(err.to_string(), wanted, "{bytes:?}");
         assert_eq!(err.kind(), kind, "{wanted}");
         assert!(!err.is_transient(), "{wanted}");
@@ -486,30 +510,37 @@ fn compatible_writer_schemas_from_files_decode_by_id_and_by_fingerprint() {
     };
     let mut d = RecordDecoder::new(&settings, None).unwrap();
     assert_eq!(d.schemas().len(), 3);
+    let mut slot = TaskEvent::new("stale", "a", 0, Outcome::Success);
+    let mut both = |d: &mut RecordDecoder, value: &[u8]| decode_both(d, &mut slot, value);
     let e = event("e-1");
     // A newer producer's extra field is skipped.
     let newer_bytes = newer_datum(&e);
     assert_eq!(
-        d.decode(&with_header(&confluent_header(7), &newer_bytes))
-            .unwrap(),
+        both(&mut d, &with_header(&confluent_header(7), &newer_bytes)).unwrap(),
         e
     );
     assert_eq!(
-        d.decode(&with_header(&single_object_header(newer_fp), &newer_bytes))
-            .unwrap(),
+        both(
+            &mut d,
+            &with_header(&single_object_header(newer_fp), &newer_bytes)
+        )
+        .unwrap(),
         e
     );
     // An older producer's missing fields take the reader's defaults.
     let older_bytes = older_datum(&e);
     assert_eq!(
-        d.decode(&with_header(&single_object_header(older_fp), &older_bytes))
-            .unwrap(),
+        both(
+            &mut d,
+            &with_header(&single_object_header(older_fp), &older_bytes)
+        )
+        .unwrap(),
         as_older(&e)
     );
     // Schema evolution keeps naming the field where a datum breaks.
     let cut = with_header(&confluent_header(7), &newer_bytes[..newer_bytes.len() - 3]);
     assert_eq!(
-        message(d.decode(&cut)),
+        message(both(&mut d, &cut)),
         "truncated Avro datum after field `attributes`"
     );
 }

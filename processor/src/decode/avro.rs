@@ -12,6 +12,7 @@ use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::{AvroResult, GenericSingleObjectReader, Reader, Schema, Writer};
 
 use super::fingerprint::{canonical_form, schema_fingerprint};
+use super::spares::Spares;
 use super::{datum, DecodeError, RawEvent};
 use crate::event::{Eval, InvalidEvent, Outcome, TaskEvent};
 
@@ -162,14 +163,38 @@ impl AvroDatumDecoder {
         let Some(r) = &self.resolving else {
             return datum::read_task_event(bytes);
         };
+        r.decode(bytes)
+    }
+
+    /// As [`decode`](Self::decode), into `event`: in place for the bundled
+    /// schema's canonical form (no allocation once `event`'s strings are
+    /// big enough), by assignment for other writer schemas.
+    pub(crate) fn decode_into(
+        &self,
+        bytes: &[u8],
+        event: &mut TaskEvent,
+        spares: &mut Spares,
+    ) -> Result<(), DecodeError> {
+        match &self.resolving {
+            None => datum::read_task_event_into(bytes, event, spares),
+            Some(r) => {
+                *event = r.decode(bytes)?;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Resolving {
+    fn decode(&self, bytes: &[u8]) -> Result<TaskEvent, DecodeError> {
         // Walk the datum first (no allocation): apache-avro 0.22 reads a
         // string cut short as null instead of failing, and its messages do
         // not say where a datum breaks.
-        if let Some(error) = datum::diagnose(&r.writer, &r.names, bytes) {
+        if let Some(error) = datum::diagnose(&self.writer, &self.names, bytes) {
             return Err(error);
         }
         let mut rest = bytes;
-        let value = r
+        let value = self
             .reader
             .read_value(&mut rest)
             .and_then(|v| v.resolve_with_names(AvroSchemas::task_event(), reader_names()))
@@ -727,9 +752,15 @@ mod tests {
                 proptest::option::of(0..=i64::MAX as u64),
                 proptest::option::of(0.0..1e6f64),
                 proptest::collection::btree_map(text, text, 0..4),
+                proptest::option::of(text),
+                proptest::option::of(any::<bool>()),
             ),
         );
         let whole = std::cell::Cell::new(0);
+        // One slot for every case and truncation, as the job reuses its
+        // slots: each decode into it must equal a fresh one.
+        let slot = std::cell::RefCell::new(crate::decode::empty_event());
+        let spares = std::cell::RefCell::new(Spares::default());
         let mut runner = TestRunner::new(Config {
             cases: 300,
             failure_persistence: None,
@@ -739,7 +770,8 @@ mod tests {
             .run(
                 &strategy,
                 |((id, agent, ts, outcome, latency, calls), rest)| {
-                    let (hallucination, evals, model, tokens, cost, attributes) = rest;
+                    let (hallucination, evals, model, tokens, cost, attributes, error, intent) =
+                        rest;
                     let outcome = [
                         Outcome::Success,
                         Outcome::Failure,
@@ -759,10 +791,23 @@ mod tests {
                     e.tokens_in = tokens;
                     e.cost_usd = cost;
                     e.attributes = attributes;
+                    e.error_type = error;
+                    e.intent_met = intent;
                     let bytes = encode_avro_datum(&e);
                     for end in (0..=bytes.len()).rev() {
                         let fast = datum::read_task_event(&bytes[..end]);
                         let slow = generic.decode(&bytes[..end]);
+                        let mut slot = slot.borrow_mut();
+                        let into = datum::read_task_event_into(
+                            &bytes[..end],
+                            &mut slot,
+                            &mut spares.borrow_mut(),
+                        );
+                        match (&fast, into) {
+                            (Ok(a), Ok(())) => prop_assert_eq!(a, &*slot),
+                            (Err(a), Err(b)) => prop_assert_eq!(a, &b),
+                            (a, b) => prop_assert!(false, "{end}: {a:?} vs {b:?} into"),
+                        }
                         match (&fast, &slow) {
                             (Ok(a), Ok(b)) => {
                                 prop_assert_eq!(a, b);

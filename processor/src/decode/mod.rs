@@ -22,6 +22,7 @@ mod fingerprint;
 pub mod framing;
 mod json;
 mod record;
+mod spares;
 mod writer_schemas;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,7 @@ pub use fingerprint::{canonical_form, schema_fingerprint};
 pub use framing::Framing;
 pub use json::{decode_json, timestamp_ms};
 pub use record::RecordDecoder;
+pub use spares::empty_event;
 pub use writer_schemas::WriterSchemas;
 
 /// Why bytes did not become a [`TaskEvent`].
@@ -177,34 +179,71 @@ impl RawEvent {
         let timestamp = self.timestamp.ok_or(MissingField("timestamp"))??;
         let outcome = self.outcome.ok_or(MissingField("outcome"))??;
         let latency_ms = self.latency_ms.ok_or(MissingField("latency_ms"))?;
-        let event = TaskEvent {
+        let mut event = TaskEvent {
             task_id: self.task_id.unwrap_or_else(|| event_id.clone()),
             event_id,
             agent_id,
             timestamp,
             outcome,
-            latency_ms: non_negative("latency_ms", latency_ms)?,
-            tool_calls: int("tool_calls", self.tool_calls)?,
-            policy_violations: int("policy_violations", self.policy_violations)?,
+            latency_ms: 0,
+            tool_calls: 0,
+            policy_violations: 0,
             hallucination: self.hallucination,
             intent_met: self.intent_met,
-            delegation_depth: int("delegation_depth", self.delegation_depth)?,
+            delegation_depth: 0,
             evals: self.evals,
             error_type: self.error_type,
             model: self.model,
-            tokens_in: self
-                .tokens_in
-                .map(|v| non_negative("tokens_in", v))
-                .transpose()?,
-            tokens_out: self
-                .tokens_out
-                .map(|v| non_negative("tokens_out", v))
-                .transpose()?,
+            tokens_in: None,
+            tokens_out: None,
             cost_usd: self.cost_usd,
             attributes: self.attributes,
         };
+        Counts {
+            latency_ms,
+            tool_calls: self.tool_calls,
+            policy_violations: self.policy_violations,
+            delegation_depth: self.delegation_depth,
+            tokens_in: self.tokens_in,
+            tokens_out: self.tokens_out,
+        }
+        .check_into(&mut event)?;
         event.validate()?;
         Ok(event)
+    }
+}
+
+/// The numbers of a record as read (`i64`, so that a negative one is ours
+/// to refuse by name), before their range checks. Shared by [`RawEvent`]
+/// and the Avro reader that fills an event in place, so both check in the
+/// same order and give the same first error.
+pub(crate) struct Counts {
+    pub(crate) latency_ms: i64,
+    /// `None` (absent) means 0, as for the other two counts.
+    pub(crate) tool_calls: Option<i64>,
+    pub(crate) policy_violations: Option<i64>,
+    pub(crate) delegation_depth: Option<i64>,
+    pub(crate) tokens_in: Option<i64>,
+    pub(crate) tokens_out: Option<i64>,
+}
+
+impl Counts {
+    /// Range-checks the numbers into `event`'s fields; the first bad one
+    /// is the error.
+    pub(crate) fn check_into(self, event: &mut TaskEvent) -> Result<(), InvalidEvent> {
+        event.latency_ms = non_negative("latency_ms", self.latency_ms)?;
+        event.tool_calls = int("tool_calls", self.tool_calls)?;
+        event.policy_violations = int("policy_violations", self.policy_violations)?;
+        event.delegation_depth = int("delegation_depth", self.delegation_depth)?;
+        event.tokens_in = self
+            .tokens_in
+            .map(|v| non_negative("tokens_in", v))
+            .transpose()?;
+        event.tokens_out = self
+            .tokens_out
+            .map(|v| non_negative("tokens_out", v))
+            .transpose()?;
+        Ok(())
     }
 }
 

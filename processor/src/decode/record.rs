@@ -5,6 +5,7 @@ use crate::config::{InputFormat, InputSettings, WireSettings};
 use crate::event::TaskEvent;
 use crate::registry::SchemaRegistry;
 
+use super::spares::Spares;
 use super::{decode_json, DecodeError, Framing, WriterSchemas};
 
 /// Decodes the values of input records, in the configured `input.format`.
@@ -44,6 +45,8 @@ use super::{decode_json, DecodeError, Framing, WriterSchemas};
 pub struct RecordDecoder {
     format: InputFormat,
     schemas: WriterSchemas,
+    /// Strings kept from events decoded into (see [`RecordDecoder::decode_into`]).
+    spares: Spares,
 }
 
 impl RecordDecoder {
@@ -56,6 +59,7 @@ impl RecordDecoder {
         Ok(RecordDecoder {
             format: input.format,
             schemas: WriterSchemas::new(input, registry)?,
+            spares: Spares::default(),
         })
     }
 
@@ -82,6 +86,48 @@ impl RecordDecoder {
                 self.schemas.by_fingerprint(fingerprint)?.decode(datum)
             }
             Framing::Json(json) => decode_json(json),
+        }
+    }
+
+    /// As [`decode`](Self::decode), into `event`, for a caller that keeps
+    /// its events and decodes into them again and again: every field is
+    /// overwritten. Avro of the bundled schema's canonical form is read in
+    /// place: once `event`'s strings are big enough, this allocates
+    /// nothing. Other writer schemas and JSON decode a new event and
+    /// assign it. After an error `event` holds a mix of old and new
+    /// fields: decode into it again, or discard it.
+    ///
+    /// ```
+    /// use breakwater::config::InputSettings;
+    /// use breakwater::decode::{empty_event, encode_avro_datum, RecordDecoder};
+    /// use breakwater::event::{Outcome, TaskEvent};
+    ///
+    /// let input = InputSettings { default_schema_id: Some(1), ..InputSettings::default() };
+    /// let mut decoder = RecordDecoder::new(&input, None).unwrap();
+    /// let mut slot = empty_event();
+    /// for id in ["e-1", "e-2"] {
+    ///     let event = TaskEvent::new(id, "research-agent", 1_795_867_200_000, Outcome::Success);
+    ///     let mut value = vec![0, 0, 0, 0, 1]; // Confluent framing, schema id 1
+    ///     value.extend(encode_avro_datum(&event));
+    ///     decoder.decode_into(&value, &mut slot).unwrap();
+    ///     assert_eq!(slot, event);
+    /// }
+    /// ```
+    pub fn decode_into(&mut self, value: &[u8], event: &mut TaskEvent) -> Result<(), DecodeError> {
+        match Framing::parse(value, self.format)? {
+            Framing::Confluent { schema_id, datum } => {
+                self.schemas
+                    .by_id(schema_id)?
+                    .decode_into(datum, event, &mut self.spares)
+            }
+            Framing::SingleObject { fingerprint, datum } => self
+                .schemas
+                .by_fingerprint(fingerprint)?
+                .decode_into(datum, event, &mut self.spares),
+            Framing::Json(json) => {
+                *event = decode_json(json)?;
+                Ok(())
+            }
         }
     }
 }

@@ -53,6 +53,15 @@ impl Codec {
         self.input.decode(payload)
     }
 
+    /// See [`InputDecoder::decode_into`].
+    pub fn decode_into(
+        &mut self,
+        payload: &[u8],
+        event: &mut TaskEvent,
+    ) -> Result<(), DecodeError> {
+        self.input.decode_into(payload, event)
+    }
+
     /// See [`OutputEncoder::encode`].
     pub fn encode(&self, output: &Output) -> Result<Encoded, JobError> {
         self.output.encode(output)
@@ -64,6 +73,17 @@ impl InputDecoder {
     /// error (the registry is unreachable) says nothing about the record.
     pub fn decode(&mut self, payload: &[u8]) -> Result<TaskEvent, DecodeError> {
         self.0.decode(payload)
+    }
+
+    /// As [`decode`](Self::decode), into a reused `event` (see
+    /// [`RecordDecoder::decode_into`]): the job's path, which allocates
+    /// nothing for a good Avro record once its slot has held one like it.
+    pub fn decode_into(
+        &mut self,
+        payload: &[u8],
+        event: &mut TaskEvent,
+    ) -> Result<(), DecodeError> {
+        self.0.decode_into(payload, event)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The intake: each record is decoded the moment the poll loop takes it,
-//! straight from the consumer's buffer, and filed under its task, so a
-//! good record is never copied and the stream lock is not taken per
-//! record.
+//! straight from the consumer's buffer into an event slot of its task's
+//! batch, kept from turn to turn ([`Slots`]), so a good record is never
+//! copied, its event allocates nothing once the slots are warm, and the
+//! stream lock is not taken per record.
 //!
 //! Rebalance callbacks run inside `poll` and change the tasks, so a record
 //! is filed under the epoch its partition's task had when the record was
@@ -19,7 +20,7 @@ use super::codec::InputDecoder;
 use super::job::Control;
 use super::stream::Stream;
 use super::JobError;
-use crate::decode::DecodeError;
+use crate::decode::{empty_event, DecodeError};
 use crate::event::{TaskEvent, TimestampMs};
 
 /// One turn's input, grouped by task. Kept from turn to turn, so that its
@@ -37,13 +38,55 @@ pub struct PartitionBatch {
     pub partition: i32,
     pub epoch: u64,
     /// Decoded events, with their input offsets and Kafka timestamps.
-    pub events: Vec<TaskEvent>,
+    pub events: Slots,
     pub offsets: Vec<i64>,
     pub stamps: Vec<Option<TimestampMs>>,
     /// Records that did not decode, for the dead-letter topic.
     pub refused: Vec<Refused>,
     /// One past the last record taken, decoded or not.
     pub next_offset: Option<i64>,
+}
+
+/// A batch's events, decoded into slots that outlive the batch: clearing
+/// keeps every slot with its strings, so that the next turn decodes into
+/// them again rather than allocating (see [`InputDecoder::decode_into`]).
+/// Reads as the slice of the events decoded this turn.
+///
+/// The slots are kept until the batch is dropped at the job's end: each
+/// task batch as many as its largest turn, at most `kafka.max_batch`
+/// (10 000 events, a few MB).
+#[derive(Default)]
+pub struct Slots {
+    slots: Vec<TaskEvent>,
+    len: usize,
+}
+
+impl Slots {
+    /// The slot after the events: to decode into, then [`Slots::commit`].
+    fn next(&mut self) -> &mut TaskEvent {
+        if self.len == self.slots.len() {
+            self.slots.push(empty_event());
+        }
+        &mut self.slots[self.len]
+    }
+
+    /// Counts the slot [`Slots::next`] gave as an event.
+    fn commit(&mut self) {
+        debug_assert!(self.len < self.slots.len());
+        self.len += 1;
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+impl std::ops::Deref for Slots {
+    type Target = [TaskEvent];
+
+    fn deref(&self) -> &[TaskEvent] {
+        &self.slots[..self.len]
+    }
 }
 
 /// An input record that is not a valid task event, as it was read.
@@ -111,7 +154,7 @@ impl PartitionBatch {
         PartitionBatch {
             partition,
             epoch,
-            events: Vec::new(),
+            events: Slots::default(),
             offsets: Vec::new(),
             stamps: Vec::new(),
             refused: Vec::new(),
@@ -179,14 +222,13 @@ impl Intake {
             return Ok(());
         };
         let payload = m.payload().unwrap_or_default();
-        let decoded = decode(&mut self.decoder, control, payload)?;
-        batch.records += 1;
         let part = batch.part(partition, epoch);
+        let decoded = decode(&mut self.decoder, control, payload, part.events.next())?;
         let offset = m.offset();
         part.next_offset = Some(offset + 1);
         match decoded {
-            Ok(event) => {
-                part.events.push(event);
+            Ok(()) => {
+                part.events.commit();
                 part.offsets.push(offset);
                 part.stamps.push(m.timestamp().to_millis());
             }
@@ -197,6 +239,7 @@ impl Intake {
                 error,
             }),
         }
+        batch.records += 1;
         Ok(())
     }
 }
@@ -208,10 +251,11 @@ fn decode(
     decoder: &mut InputDecoder,
     control: &Control,
     payload: &[u8],
-) -> Result<Result<TaskEvent, DecodeError>, JobError> {
+    slot: &mut TaskEvent,
+) -> Result<Result<(), DecodeError>, JobError> {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match decoder.decode(payload) {
+        match decoder.decode_into(payload, slot) {
             Err(e) if e.is_transient() => {
                 metrics::counter!("breakwater_registry_unavailable_total").increment(1);
                 tracing::warn!(error = %e, "cannot decode yet: retrying in {backoff:?}");

@@ -1,0 +1,153 @@
+//! Refilling a reused [`TaskEvent`] in place: its strings are overwritten
+//! rather than replaced, so that once a slot has held events of a given
+//! shape, decoding another of that shape allocates nothing.
+//!
+//! An optional string that becomes `None`, or evals that become fewer,
+//! would free their strings, and the next event that has them would
+//! allocate again (a FAILURE's `error_type` among SUCCESSes does exactly
+//! that). [`Spares`] keeps those strings and hands them back out instead.
+
+use crate::event::{Eval, TaskEvent};
+
+/// Strings taken out of reused events, to be handed back out. Bounded: the
+/// strings in use only move between events and here, so a few dozen cover
+/// any steady mix; past that they are freed.
+#[derive(Debug, Default)]
+pub(crate) struct Spares {
+    strings: Vec<String>,
+}
+
+const MAX_SPARES: usize = 64;
+
+/// Overwrites `slot` with `value`, keeping its allocation when it is big
+/// enough.
+#[inline]
+pub(crate) fn set(slot: &mut String, value: &str) {
+    slot.clear();
+    slot.push_str(value);
+}
+
+impl Spares {
+    fn take(&mut self, value: &str) -> String {
+        match self.strings.pop() {
+            Some(mut s) => {
+                s.push_str(value);
+                s
+            }
+            None => value.to_owned(),
+        }
+    }
+
+    fn put(&mut self, mut s: String) {
+        if self.strings.len() < MAX_SPARES && s.capacity() > 0 {
+            s.clear();
+            self.strings.push(s);
+        }
+    }
+
+    /// Overwrites an optional string, moving its allocation to or from the
+    /// spares when it changes between `Some` and `None`.
+    #[inline]
+    pub(crate) fn set_optional(&mut self, slot: &mut Option<String>, value: Option<&str>) {
+        match (slot.as_mut(), value) {
+            (Some(s), Some(v)) => set(s, v),
+            (None, Some(v)) => *slot = Some(self.take(v)),
+            (_, None) => {
+                if let Some(s) = slot.take() {
+                    self.put(s);
+                }
+            }
+        }
+    }
+
+    /// Overwrites eval `i` of `evals` (which has at least `i` evals), or
+    /// appends it.
+    #[inline]
+    pub(crate) fn set_eval(
+        &mut self,
+        evals: &mut Vec<Eval>,
+        i: usize,
+        category: &str,
+        passed: bool,
+    ) {
+        match evals.get_mut(i) {
+            Some(e) => {
+                set(&mut e.category, category);
+                e.passed = passed;
+            }
+            None => {
+                let category = self.take(category);
+                evals.push(Eval { category, passed });
+            }
+        }
+    }
+
+    /// Drops the evals from `len` on, keeping their strings.
+    #[inline]
+    pub(crate) fn truncate_evals(&mut self, evals: &mut Vec<Eval>, len: usize) {
+        if evals.len() > len {
+            for e in evals.drain(len..) {
+                self.put(e.category);
+            }
+        }
+    }
+}
+
+/// An event to decode into: empty strings, no evals, nothing allocated.
+///
+/// ```
+/// let slot = breakwater::decode::empty_event();
+/// assert!(slot.event_id.is_empty() && slot.evals.is_empty());
+/// ```
+pub fn empty_event() -> TaskEvent {
+    TaskEvent::new(
+        String::new(),
+        String::new(),
+        0,
+        crate::event::Outcome::Success,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_move_to_the_spares_and_back() {
+        let mut spares = Spares::default();
+        let mut slot = Some("ToolError".to_string());
+        let ptr = slot.as_ref().unwrap().as_ptr();
+        spares.set_optional(&mut slot, None);
+        assert_eq!(slot, None);
+        spares.set_optional(&mut slot, Some("Timeout"));
+        assert_eq!(slot.as_deref(), Some("Timeout"));
+        assert_eq!(slot.as_ref().unwrap().as_ptr(), ptr, "the same allocation");
+
+        let mut evals = Vec::new();
+        spares.set_eval(&mut evals, 0, "a", true);
+        spares.set_eval(&mut evals, 1, "b", false);
+        spares.truncate_evals(&mut evals, 1);
+        assert_eq!(
+            evals,
+            [Eval {
+                category: "a".into(),
+                passed: true
+            }]
+        );
+        assert_eq!(spares.strings.len(), 1);
+        spares.set_eval(&mut evals, 0, "c", false);
+        spares.set_eval(&mut evals, 1, "d", true);
+        assert_eq!(evals[1].category, "d");
+        assert!(spares.strings.is_empty());
+    }
+
+    #[test]
+    fn spares_are_bounded() {
+        let mut spares = Spares::default();
+        for _ in 0..2 * MAX_SPARES {
+            let mut slot = Some("x".to_string());
+            spares.set_optional(&mut slot, None);
+        }
+        assert_eq!(spares.strings.len(), MAX_SPARES);
+    }
+}
