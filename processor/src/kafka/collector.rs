@@ -23,6 +23,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 
 use super::acks::Unacked;
 use super::client::Observed;
+use super::newest::Newest;
 use super::JobError;
 
 /// One record to publish, owned so it can be sent again.
@@ -44,10 +45,12 @@ pub struct OutRecord {
     pub source_ms: Option<i64>,
 }
 
-/// A record handed to the producer, with the epoch it was first sent in.
+/// A record handed to the producer, with the epoch it was first sent in
+/// and its send number (see [`super::newest`]).
 pub struct Tracked {
     record: OutRecord,
     epoch: u64,
+    seq: u64,
 }
 
 /// Producer context: counts acknowledgements and keeps failed records.
@@ -55,6 +58,7 @@ pub struct Delivery {
     observed: Observed,
     failed: Mutex<Vec<(Tracked, KafkaError)>>,
     unacked: Mutex<Unacked>,
+    newest: Mutex<Newest>,
 }
 
 impl ClientContext for Delivery {
@@ -75,6 +79,7 @@ impl ProducerContext for Delivery {
         match result {
             Ok(_) => {
                 self.unacked.lock().expect("acks lock").acked(tracked.epoch);
+                (self.newest.lock().expect("newest lock")).acked(tracked.seq, record);
                 metrics::counter!("breakwater_output_records_total", "topic" => record.topic.clone())
                     .increment(1);
                 if let Some(from) = record.source_ms {
@@ -99,6 +104,7 @@ impl Delivery {
             observed,
             failed: Mutex::new(Vec::new()),
             unacked: Mutex::default(),
+            newest: Mutex::default(),
         }
     }
 
@@ -116,6 +122,8 @@ pub struct RecordCollector {
     abort: Arc<AtomicBool>,
     /// The epoch records sent now belong to (see [`super::acks`]).
     epoch: u64,
+    /// Send number of the next record (see [`super::newest`]).
+    seq: u64,
 }
 
 /// Time between attempts to resend records the producer gave up on.
@@ -127,7 +135,16 @@ impl RecordCollector {
             producer,
             abort,
             epoch: 0,
+            seq: 0,
         }
+    }
+
+    /// On these (compacted) topics the last record of a key must be its
+    /// newest: a record sent again after a newer one of its key is
+    /// followed by that newer one (see [`super::newest`]).
+    pub fn latest_wins(self, topics: impl IntoIterator<Item = String>) -> Self {
+        *self.producer.context().newest.lock().expect("newest lock") = Newest::new(topics);
+        self
     }
 
     pub fn producer(&self) -> &BaseProducer<Delivery> {
@@ -138,10 +155,27 @@ impl RecordCollector {
     /// reports) while the producer's queue is full.
     pub fn send(&mut self, record: OutRecord) -> Result<(), JobError> {
         self.unacked().sent(self.epoch);
+        self.seq += 1;
+        let context = self.producer.context();
+        (context.newest.lock().expect("newest lock")).sent(self.seq, &record);
         self.enqueue(Box::new(Tracked {
             record,
             epoch: self.epoch,
+            seq: self.seq,
         }))
+    }
+
+    /// Sends again a record the producer gave up on, in its epoch, and
+    /// after it its key's newest record if that is newer.
+    fn resend(&mut self, tracked: Tracked) -> Result<(), JobError> {
+        let context = self.producer.context();
+        let newer =
+            (context.newest.lock().expect("newest lock")).newer_than(tracked.seq, &tracked.record);
+        self.enqueue(Box::new(tracked))?;
+        match newer {
+            Some(record) => self.send(record),
+            None => Ok(()),
+        }
     }
 
     fn unacked(&self) -> std::sync::MutexGuard<'_, Unacked> {
@@ -217,7 +251,7 @@ impl RecordCollector {
             );
         }
         for (tracked, _) in failed {
-            self.enqueue(Box::new(tracked))?;
+            self.resend(tracked)?;
         }
         Ok(())
     }
@@ -255,7 +289,7 @@ impl RecordCollector {
             }
             std::thread::sleep(RESEND_BACKOFF);
             for (tracked, _) in failed {
-                self.enqueue(Box::new(tracked))?;
+                self.resend(tracked)?;
             }
         }
     }
@@ -379,6 +413,81 @@ mod tests {
             c.poll().unwrap();
         }
         assert_eq!(c.unacknowledged(), 0);
+    }
+
+    /// A record sent again after a newer one of its key went out must not
+    /// land last on a compacted topic: the newest is sent again after it.
+    #[test]
+    fn a_resent_snapshot_does_not_bury_a_newer_one_of_its_key() {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::{Message, Offset, TopicPartitionList};
+
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("snap", 1, 1).expect("topic");
+        let observed = Observed {
+            health: Arc::default(),
+            name: "test",
+        };
+        let producer: BaseProducer<Delivery> = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("message.timeout.ms", "2000")
+            .set("reconnect.backoff.max.ms", "100")
+            .create_with_context(Delivery::new(observed))
+            .expect("producer");
+        let mut c = RecordCollector::new(producer, Arc::default()).latest_wins(["snap".into()]);
+        let snapshot = |payload: &str| OutRecord {
+            topic: "snap".into(),
+            payload: Some(payload.as_bytes().to_vec()),
+            ..record("a")
+        };
+
+        cluster.broker_down(1).unwrap();
+        c.send(snapshot("old")).unwrap();
+        serve_until(&c, "the producer gives up on the old one", |c| {
+            c.producer.context().failed.lock().unwrap().len() == 1
+        });
+        // The newer one is queued before the old one is sent again.
+        c.send(snapshot("new")).unwrap();
+        cluster.broker_up(1).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while c.unacknowledged() > 0 {
+            assert!(Instant::now() < deadline, "never acknowledged");
+            c.producer.poll(Duration::from_millis(20));
+            c.poll().unwrap();
+        }
+
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", "read-back")
+            .create()
+            .expect("consumer");
+        let (_, end) = consumer
+            .fetch_watermarks("snap", 0, Duration::from_secs(10))
+            .expect("watermarks");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("snap", 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let mut payloads = Vec::new();
+        while (payloads.len() as i64) < end {
+            assert!(
+                Instant::now() < deadline,
+                "topic not read back: {payloads:?}"
+            );
+            if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+                let m = m.expect("a record");
+                payloads.push(String::from_utf8_lossy(m.payload().unwrap()).into_owned());
+            }
+        }
+        assert_eq!(
+            payloads.last().map(String::as_str),
+            Some("new"),
+            "{payloads:?}"
+        );
+        assert!(
+            payloads.contains(&"old".to_string()),
+            "the old one was sent too"
+        );
     }
 
     #[test]

@@ -184,7 +184,10 @@ pub fn run(
         topics: settings.topics.clone(),
         instance: instance.clone(),
         encoder: output,
-        collector: RecordCollector::new(producer, control.abort.clone()),
+        collector: RecordCollector::new(producer, control.abort.clone()).latest_wins([
+            settings.topics.snapshots.clone(),
+            settings.topics.breaker_state.clone(),
+        ]),
     };
     let stream = Arc::new(Mutex::new(Stream::new(
         sink,

@@ -19,6 +19,7 @@ pub mod gauges;
 pub mod health;
 pub mod intake;
 pub mod job;
+pub mod newest;
 pub mod owners;
 pub mod partitioner;
 pub mod query;
