@@ -300,18 +300,8 @@ fn every_broker_down_then_up() {
 fn the_output_broker_down_holds_the_commit_until_outputs_are_acked() {
     counters();
     let failures_before = counter("breakwater_output_delivery_failures_total");
-    let (cluster, bootstrap) = cluster_with_topics(2);
-    let mut settings = job_settings(&bootstrap, "");
-    settings
-        .producer_properties
-        .insert("message.timeout.ms".into(), "1500".into());
-    outputs_on_broker_2(&cluster, &settings);
-    let job = RunningJob::start_settings(
-        settings,
-        "defaults: {breaker: {min_calls: 10, failure_threshold: 0.5, cooldown_seconds: 600}}",
-    );
+    let (cluster, bootstrap, job) = steady_job_with_outputs_on_broker_2("1500");
     let topic = job.settings.topics.events.clone();
-    harness::produce(&bootstrap, &topic, &successes("before", &["steady"], 10));
     job.wait_until("10 events counted and committed", |s| {
         JobStatus::get(&s.events) == 10 && JobStatus::get(&s.commits) > 0
     });
@@ -368,6 +358,26 @@ fn the_output_broker_down_holds_the_commit_until_outputs_are_acked() {
     );
 }
 
+/// A job on a two-broker mock cluster with its outputs on broker 2 (see
+/// [`outputs_on_broker_2`]), a producer giving up after
+/// `message_timeout_ms`, a breaker that opens at 50 % failures of 10
+/// tasks, and 10 successes of agent `steady` produced to its input.
+fn steady_job_with_outputs_on_broker_2(message_timeout_ms: &str) -> (Mock, String, RunningJob) {
+    let (cluster, bootstrap) = cluster_with_topics(2);
+    let mut settings = job_settings(&bootstrap, "");
+    settings
+        .producer_properties
+        .insert("message.timeout.ms".into(), message_timeout_ms.into());
+    outputs_on_broker_2(&cluster, &settings);
+    let job = RunningJob::start_settings(
+        settings,
+        "defaults: {breaker: {min_calls: 10, failure_threshold: 0.5, cooldown_seconds: 600}}",
+    );
+    let topic = &job.settings.topics.events;
+    harness::produce(&bootstrap, topic, &successes("before", &["steady"], 10));
+    (cluster, bootstrap, job)
+}
+
 /// Broker 1 leads the input and the group, broker 2 every output topic.
 fn outputs_on_broker_2(cluster: &Mock, settings: &KafkaSettings) {
     let t = &settings.topics;
@@ -395,18 +405,8 @@ fn outputs_on_broker_2(cluster: &Mock, settings: &KafkaSettings) {
 #[test]
 fn a_checkpoint_waiting_for_acks_holds_the_commit_not_the_input() {
     counters();
-    let (cluster, bootstrap) = cluster_with_topics(2);
-    let mut settings = job_settings(&bootstrap, "");
-    settings
-        .producer_properties
-        .insert("message.timeout.ms".into(), "1000".into());
-    outputs_on_broker_2(&cluster, &settings);
-    let job = RunningJob::start_settings(
-        settings,
-        "defaults: {breaker: {min_calls: 10, failure_threshold: 0.5, cooldown_seconds: 600}}",
-    );
+    let (cluster, bootstrap, job) = steady_job_with_outputs_on_broker_2("1000");
     let topic = job.settings.topics.events.clone();
-    harness::produce(&bootstrap, &topic, &successes("before", &["steady"], 10));
     job.wait_until("10 events counted", |s| JobStatus::get(&s.events) == 10);
     wait_committed_to_end(&bootstrap, &job.settings);
 

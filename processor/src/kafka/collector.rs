@@ -354,6 +354,28 @@ mod tests {
         }
     }
 
+    /// A collector producing to `topic` (created, one partition) on `cluster`.
+    fn collector_on<C: ClientContext>(
+        cluster: &MockCluster<'_, C>,
+        topic: &str,
+        properties: &[(&str, &str)],
+    ) -> RecordCollector {
+        cluster.create_topic(topic, 1, 1).expect("topic");
+        let observed = Observed {
+            health: Arc::default(),
+            name: "test",
+        };
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", cluster.bootstrap_servers());
+        for (k, v) in properties {
+            config.set(*k, *v);
+        }
+        let producer: BaseProducer<Delivery> = config
+            .create_with_context(Delivery::new(observed))
+            .expect("producer");
+        RecordCollector::new(producer, Arc::default())
+    }
+
     /// Serves delivery reports (without sending failed records again)
     /// until `done`, for at most 30 s.
     fn serve_until(c: &RecordCollector, what: &str, done: impl Fn(&RecordCollector) -> bool) {
@@ -371,17 +393,7 @@ mod tests {
     #[test]
     fn a_failed_delivery_holds_its_epoch_and_the_later_ones_until_acknowledged() {
         let cluster = MockCluster::new(1).expect("mock cluster");
-        cluster.create_topic("out", 1, 1).expect("topic");
-        let observed = Observed {
-            health: Arc::default(),
-            name: "test",
-        };
-        let producer: BaseProducer<Delivery> = ClientConfig::new()
-            .set("bootstrap.servers", cluster.bootstrap_servers())
-            .set("message.timeout.ms", "300")
-            .create_with_context(Delivery::new(observed))
-            .expect("producer");
-        let mut c = RecordCollector::new(producer, Arc::default());
+        let mut c = collector_on(&cluster, "out", &[("message.timeout.ms", "300")]);
 
         c.send(record("a")).unwrap();
         let first = c.mark();
@@ -423,18 +435,11 @@ mod tests {
         use rdkafka::{Message, Offset, TopicPartitionList};
 
         let cluster = MockCluster::new(1).expect("mock cluster");
-        cluster.create_topic("snap", 1, 1).expect("topic");
-        let observed = Observed {
-            health: Arc::default(),
-            name: "test",
-        };
-        let producer: BaseProducer<Delivery> = ClientConfig::new()
-            .set("bootstrap.servers", cluster.bootstrap_servers())
-            .set("message.timeout.ms", "2000")
-            .set("reconnect.backoff.max.ms", "100")
-            .create_with_context(Delivery::new(observed))
-            .expect("producer");
-        let mut c = RecordCollector::new(producer, Arc::default()).latest_wins(["snap".into()]);
+        let props = [
+            ("message.timeout.ms", "2000"),
+            ("reconnect.backoff.max.ms", "100"),
+        ];
+        let mut c = collector_on(&cluster, "snap", &props).latest_wins(["snap".into()]);
         let snapshot = |payload: &str| OutRecord {
             topic: "snap".into(),
             payload: Some(payload.as_bytes().to_vec()),
