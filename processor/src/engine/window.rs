@@ -301,12 +301,6 @@ impl<B: Bucket> SlidingWindow<B> {
         self.ring.live().count_ones() as usize
     }
 
-    /// Heap bytes of the window's bucket store (the buckets' own
-    /// allocations not included): what a quiet window saves shows here.
-    pub fn heap_bytes(&self) -> usize {
-        self.ring.heap_bytes()
-    }
-
     /// Index of the newest bucket the window has reached, if any (state codec).
     pub(crate) fn head(&self) -> Option<i64> {
         (self.head != i64::MIN).then_some(self.head)

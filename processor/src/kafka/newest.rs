@@ -56,6 +56,7 @@ impl Newest {
     }
 
     /// Keys with a newest record not yet acknowledged.
+    #[cfg(test)]
     pub fn keys_tracked(&self) -> usize {
         self.by_topic.values().map(HashMap::len).sum()
     }
