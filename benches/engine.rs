@@ -27,6 +27,9 @@
 //! - `BREAKWATER_BENCH_BUILD_SECS=S`: the build budget above;
 //! - `BREAKWATER_BENCH_REEVALUATE_MS=MS`: a what-if on the engine's
 //!   re-evaluation interval (`EngineOptions::reevaluate_every_ms`, default 60 s).
+//! - `BREAKWATER_BENCH_DORMANT_AFTER_MS=MS|off`: when idle agents fall
+//!   dormant (`EngineOptions::dormant_after_ms`, default 10 min; `off`
+//!   keeps every agent awake).
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::fmt::Write as _;
@@ -450,17 +453,18 @@ impl Fleet {
         let per_k = |x: u64| 1000.0 * x as f64 / s.events.max(1) as f64;
         let (mut watched, mut not_healthy) = (0u64, 0u64);
         for id in self.engine.agent_ids() {
-            let a = self.engine.agent(id).expect("listed agent");
-            let unhealthy = a.status() != BudgetStatus::Healthy;
+            let a = self.engine.brief(id).expect("listed agent");
+            let unhealthy = a.status != BudgetStatus::Healthy;
             not_healthy += unhealthy as u64;
-            watched += (unhealthy || !a.alerts().is_empty()) as u64;
+            watched += (unhealthy || a.alerts_firing > 0) as u64;
         }
         let sim_h = (self.engine.clock() - START) as f64 / 3_600_000.0;
         println!(
             "[{label}] after {} events ({sim_h:.1} h of event time): \
              per 1000 events {:.2} alerts, {:.2} breaker transitions, {:.2} snapshots; \
              agents not HEALTHY {:.1} %, with something firing or not HEALTHY \
-             (re-evaluated every {} s of engine clock) {:.1} %; duplicates {}, late {}",
+             (re-evaluated every {} s of engine clock) {:.1} %; duplicates {}, late {}; \
+             dormant agents woken {:.1} per 1000 events, {:.1} % dormant now",
             s.events,
             per_k(s.alerts),
             per_k(s.transitions),
@@ -470,6 +474,8 @@ impl Fleet {
             100.0 * watched as f64 / self.engine.len() as f64,
             s.duplicates,
             s.late,
+            per_k(s.woken),
+            100.0 * self.engine.dormant_agents() as f64 / self.engine.len() as f64,
         );
     }
 }
@@ -480,6 +486,12 @@ fn engine_options() -> EngineOptions {
     let mut options = EngineOptions::default();
     if let Ok(v) = std::env::var("BREAKWATER_BENCH_REEVALUATE_MS") {
         options.reevaluate_every_ms = v.parse().expect("milliseconds");
+    }
+    if let Ok(v) = std::env::var("BREAKWATER_BENCH_DORMANT_AFTER_MS") {
+        options.dormant_after_ms = match v.as_str() {
+            "off" => None,
+            ms => Some(ms.parse().expect("milliseconds or `off`")),
+        };
     }
     options
 }
@@ -586,7 +598,8 @@ fn main() {
         println!(
             "[{label}] memory after {:.1} events/agent over {:.1} h of event time: \
              RSS delta {:.1} MiB = {:.0} bytes/agent; live heap {:.0} bytes/agent; \
-             size_of::<Agent>() = {} bytes; build {:.2} M events/s ({} events incl. agent creation)",
+             size_of::<Agent>() = {} bytes; build {:.2} M events/s ({} events incl. agent creation); \
+             dormant at the end {} ({:.1} %, after {:?} ms idle), {} wakes",
             m.build_events as f64 / scale.agents as f64,
             m.build_hours,
             m.rss_bytes as f64 / (1 << 20) as f64,
@@ -595,6 +608,10 @@ fn main() {
             std::mem::size_of::<breakwater::engine::agent::Agent>(),
             m.build_events as f64 / m.build_secs / 1e6,
             m.build_events,
+            fleet.engine.dormant_agents(),
+            100.0 * fleet.engine.dormant_agents() as f64 / scale.agents as f64,
+            engine_options().dormant_after_ms,
+            fleet.engine.stats().woken,
         );
         fleets.push(fleet);
         labels.push(label);

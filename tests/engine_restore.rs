@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 use breakwater::config::SloConfig;
 use breakwater::engine::breaker::StateName;
-use breakwater::engine::{Clock, Engine, RestoreError, STATE_FORMAT};
+use breakwater::engine::{Clock, Engine, EngineOptions, RestoreError, STATE_FORMAT};
 use breakwater::event::{Eval, Outcome, TaskEvent, TimestampMs};
 use breakwater::output::{Output, SnapshotTrigger};
 
@@ -151,6 +151,58 @@ proptest! {
         for id in a.agent_ids() {
             prop_assert_eq!(a.position(id), c.position(id));
         }
+    }
+
+    /// Dormancy is invisible: an engine whose idle agents fall dormant
+    /// (kept as their exported state, woken by what next needs them) gives
+    /// the outputs, checkpointed states, final snapshots and exports of one
+    /// that keeps every agent awake, byte for byte. At a threshold of 0
+    /// every agent falls asleep at every clock move and wakes for each of
+    /// its events, timers, commands and snapshots.
+    #[test]
+    fn dormancy_changes_no_output(
+        steps in prop::collection::vec(step(), 1..400),
+        after in prop_oneof![Just(0i64), 1i64..20 * MIN],
+        sizes in prop::collection::vec(1usize..12, 1..4),
+    ) {
+        let items = items(steps);
+        let end = items.iter().rev().find_map(|i| match i { Item::Event(e) => Some(e.timestamp), _ => None })
+            .unwrap_or(T0).max(T0) + 3 * 24 * HOUR;
+        let run = |dormant_after_ms: Option<i64>| {
+            let options = EngineOptions { dormant_after_ms, min_awake_agents: 0, ..EngineOptions::default() };
+            let mut e = Engine::with_options(config(), options);
+            let mut out = Vec::new();
+            let mut states = Vec::new();
+            let mut checkpoint = |e: &mut Engine, out: &mut Vec<Output>| {
+                for (snap, state) in e.take_changed_states() {
+                    states.push((snap.agent_id.clone(), state));
+                    out.push(Output::BudgetSnapshot(Box::new(snap)));
+                }
+                for id in e.agent_ids().map(str::to_string).collect::<Vec<_>>() {
+                    states.push((id.clone(), e.export_agent(&id).unwrap()));
+                }
+            };
+            feed(&mut e, &items, 0, items.len(), 0, &sizes, &mut out, &mut checkpoint);
+            e.advance_to(end, &mut out);
+            let asleep = e.dormant_agents();
+            for s in e.final_snapshots() {
+                out.push(Output::BudgetSnapshot(Box::new(s)));
+            }
+            let positions: Vec<_> = e.agent_ids().map(|id| e.position(id)).collect();
+            let asleep_after = e.dormant_agents();
+            (out, states, exports(&e), positions, asleep, e.len(), asleep_after)
+        };
+        let awake = run(None);
+        let dormant = run(Some(after));
+        prop_assert_eq!(awake.4, 0, "nothing sleeps with dormancy off");
+        if after == 0 {
+            prop_assert_eq!(dormant.4, dormant.5, "at 0, every agent sleeps once the clock moves");
+            prop_assert_eq!(dormant.6, dormant.5, "and the final snapshots put them back to sleep");
+        }
+        prop_assert_eq!(&dormant.0, &awake.0, "outputs");
+        prop_assert_eq!(&dormant.1, &awake.1, "checkpointed and exported states");
+        prop_assert_eq!(&dormant.2, &awake.2, "final exports");
+        prop_assert_eq!(&dormant.3, &awake.3, "positions");
     }
 
     /// Arbitrary bytes, and every truncation of a real state, are refused

@@ -91,7 +91,7 @@ impl Harness {
     }
 
     fn state(&self, agent: &str) -> StateName {
-        self.engine.agent(agent).unwrap().breaker().state().name()
+        self.engine.brief(agent).unwrap().circuit_state
     }
 }
 

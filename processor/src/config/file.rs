@@ -7,6 +7,7 @@
 use std::fmt::{Display, Write as _};
 use std::path::{Path, PathBuf};
 
+use super::engine::EngineSettings;
 use super::matcher::{Matcher, MatcherBuilder};
 use super::raw::{Layer, RawFile};
 use super::slo::Slo;
@@ -203,6 +204,8 @@ pub struct SloConfig {
     /// Index 0 is `defaults`, then the agent entries in file order.
     slos: Vec<Slo>,
     matcher: Matcher,
+    /// The `engine:` section.
+    pub engine: EngineSettings,
     /// The `kafka:` section, not interpreted here.
     pub kafka: Option<serde_yaml::Value>,
     /// The `http:` section, not interpreted here.
@@ -225,6 +228,7 @@ impl Default for SloConfig {
         SloConfig {
             slos: vec![Slo::default()],
             matcher: Matcher::default(),
+            engine: EngineSettings::default(),
             kafka: None,
             http: None,
         }
@@ -261,6 +265,7 @@ impl SloConfig {
         Ok(SloConfig {
             slos,
             matcher: matcher.build()?,
+            engine: EngineSettings::from_section(raw.engine.as_ref())?,
             kafka: raw.kafka,
             http: raw.http,
         })

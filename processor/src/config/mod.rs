@@ -28,6 +28,7 @@
 //! this matching — a hash lookup, then one pass of a glob set — and returns an
 //! [`SloId`] into [`SloConfig::slos`].
 
+mod engine;
 mod file;
 mod http;
 mod kafka;
@@ -39,6 +40,7 @@ mod tests;
 mod validate;
 mod wire;
 
+pub use engine::{EngineSettings, DEFAULT_DORMANT_AFTER_MS, DEFAULT_MIN_AWAKE_AGENTS};
 pub use file::{ConfigError, SloConfig, SloId};
 pub use http::{HttpSettings, SeriesBudget, DEFAULT_LISTEN};
 pub use kafka::{is_secret, KafkaSettings, TimerClock, TopicCreation, Topics, ENV_PREFIX};

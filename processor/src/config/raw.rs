@@ -15,11 +15,12 @@ use super::slo::Severity;
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with `defaults`, `agents`, `kafka`, `http`"
+    expecting = "a mapping with `defaults`, `agents`, `engine`, `kafka`, `http`"
 )]
 pub(super) struct RawFile {
     pub(super) defaults: Option<RawSlo>,
     pub(super) agents: Option<RawAgents>,
+    pub(super) engine: Option<serde_yaml::Value>,
     pub(super) kafka: Option<serde_yaml::Value>,
     pub(super) http: Option<serde_yaml::Value>,
 }

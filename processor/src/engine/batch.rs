@@ -4,7 +4,8 @@
 //! the input its state already reflects.
 
 use super::agent::Applied;
-use super::{prefetch, Clock, Engine};
+use super::dormant::Slot;
+use super::{Clock, Engine};
 use crate::event::TaskEvent;
 use crate::output::Output;
 
@@ -106,7 +107,7 @@ impl Engine {
         let mut slots = [0usize; AHEAD];
         let lookup = |engine: &mut Engine, j: usize, slots: &mut [usize; AHEAD]| {
             let i = engine.slot(&events[j].agent_id);
-            prefetch::prefetch_all(&engine.agents[i]);
+            engine.agents[i].prefetch();
             slots[j % AHEAD] = i;
         };
         for j in 0..events.len().min(AHEAD) {
@@ -116,7 +117,9 @@ impl Engine {
         for (n, e) in events.iter().enumerate() {
             let near = n + AHEAD / 2;
             if near < events.len() {
-                self.agents[slots[near % AHEAD]].prefetch(&events[near]);
+                if let Slot::Awake { agent, .. } = &self.agents[slots[near % AHEAD]] {
+                    agent.prefetch(&events[near]);
+                }
             }
             let i = slots[n % AHEAD];
             if n + AHEAD < events.len() {
@@ -126,11 +129,12 @@ impl Engine {
                 self.advance_to(e.timestamp, out);
             }
             if AT {
-                let agent = &mut self.agents[i];
-                if offsets[n] <= agent.position {
+                if offsets[n] <= self.agents[i].position().unwrap_or(i64::MIN) {
                     self.stats.replayed += 1;
                     continue;
                 }
+                self.wake(i);
+                let agent = self.agents[i].agent_mut();
                 // Even a duplicate or late event changes what must be
                 // restored: the position, and a late one its recent ids.
                 agent.position = offsets[n];

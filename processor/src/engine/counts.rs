@@ -297,6 +297,27 @@ pub const SPARSE_SAMPLES: usize = 128;
 
 impl LatencyBucket {
     /// Adds everything this bucket holds to `total` (rebuilding a window's total).
+    /// The lowest and highest non-zero keys of buckets holding only
+    /// samples; `None` if one holds a sketch or none holds a value.
+    pub(crate) fn key_range<'a>(
+        buckets: impl IntoIterator<Item = &'a LatencyBucket>,
+    ) -> Option<(SampleKey, SampleKey)> {
+        let zero = LatencySketch::key_of(0);
+        let mut range: Option<(SampleKey, SampleKey)> = None;
+        for b in buckets {
+            if b.sketch.is_some() {
+                return None;
+            }
+            for &k in b.samples.iter().filter(|&&k| k != zero) {
+                range = Some(match range {
+                    None => (k, k),
+                    Some((lo, hi)) => (lo.min(k), hi.max(k)),
+                });
+            }
+        }
+        range
+    }
+
     pub(crate) fn add_to(&self, total: &mut LatencySketch) {
         for &k in &self.samples {
             total.add_key(k);

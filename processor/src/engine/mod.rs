@@ -35,6 +35,7 @@ pub mod breaker;
 pub mod budget;
 pub mod counts;
 pub mod dedup;
+mod dormant;
 pub mod plan;
 mod prefetch;
 pub mod query;
@@ -47,7 +48,7 @@ mod timer;
 mod view;
 pub mod window;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use compact_str::CompactString;
 use std::sync::Arc;
@@ -55,10 +56,12 @@ use std::sync::Arc;
 use self::accuracy::{AccuracyDeclaration, DeclarationError, Measure};
 use self::agent::{Agent, Applied, Ctx};
 use self::breaker::Command;
+pub use self::dormant::AgentBrief;
+use self::dormant::Slot;
 use self::plan::SloPlan;
 pub use self::state::{RestoreError, STATE_FORMAT};
 use self::timer::{TimerKind, Timers};
-use crate::config::SloConfig;
+use crate::config::{EngineSettings, SloConfig};
 use crate::event::{TaskEvent, TimestampMs};
 use crate::output::{AgentMetrics, BudgetSnapshot, BurnRate, Output, SnapshotTrigger};
 
@@ -72,6 +75,15 @@ pub struct EngineOptions {
     /// re-evaluated with no event when one of its windows slides a bucket
     /// out, but at most once per this many engine-clock milliseconds.
     pub reevaluate_every_ms: i64,
+    /// An agent untouched for this many engine-clock milliseconds is kept
+    /// as its exported state until it is next needed (see `dormant`);
+    /// `None` keeps every agent awake. Changes no output, only memory and
+    /// the cost of an agent's first event after a quiet spell.
+    pub dormant_after_ms: Option<i64>,
+    /// No agent falls dormant while at most this many are awake: a small
+    /// fleet stays in memory whole (10 000 agents take tens of MB), where
+    /// waking agents would cost CPU to save little.
+    pub min_awake_agents: usize,
 }
 
 impl Default for EngineOptions {
@@ -79,6 +91,8 @@ impl Default for EngineOptions {
         EngineOptions {
             dedup_window: 32,
             reevaluate_every_ms: 60_000,
+            dormant_after_ms: EngineSettings::default().dormant_after_ms,
+            min_awake_agents: EngineSettings::default().min_awake_agents,
         }
     }
 }
@@ -106,6 +120,8 @@ pub struct EngineStats {
     pub transitions: u64,
     pub alerts: u64,
     pub snapshots: u64,
+    /// Dormant agents woken (see [`EngineOptions::dormant_after_ms`]).
+    pub woken: u64,
 }
 
 /// Interned eval-category names, so buckets store a `u16`, not a string.
@@ -163,7 +179,11 @@ pub struct Engine {
     /// compares the key without chasing a pointer to it.
     index: HashMap<CompactString, u32, ahash::RandomState>,
     ids: Vec<CompactString>,
-    agents: Vec<Agent>,
+    agents: Vec<Slot>,
+    /// Awake agents by when they were last touched (see `dormant`).
+    idle: VecDeque<(TimestampMs, u32)>,
+    dormant: usize,
+    state_buf: Vec<u8>,
     categories: Categories,
     timers: Timers,
     clock: TimestampMs,
@@ -172,8 +192,15 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine with the default options, except those the config's
+    /// `engine:` section sets.
     pub fn new(config: Arc<SloConfig>) -> Self {
-        Self::with_options(config, EngineOptions::default())
+        let options = EngineOptions {
+            dormant_after_ms: config.engine.dormant_after_ms,
+            min_awake_agents: config.engine.min_awake_agents,
+            ..EngineOptions::default()
+        };
+        Self::with_options(config, options)
     }
 
     pub fn with_options(config: Arc<SloConfig>, options: EngineOptions) -> Self {
@@ -187,6 +214,9 @@ impl Engine {
             index: HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
             ids: Vec::new(),
             agents: Vec::new(),
+            idle: VecDeque::new(),
+            dormant: 0,
+            state_buf: Vec::new(),
             categories: Categories::default(),
             timers: Timers::default(),
             clock: TimestampMs::MIN,
@@ -222,9 +252,23 @@ impl Engine {
         self.ids.iter().map(|s| &**s)
     }
 
-    /// An agent's state, if tracked.
-    pub fn agent(&self, agent_id: &str) -> Option<&Agent> {
-        self.index.get(agent_id).map(|&i| &self.agents[i as usize])
+    /// An agent's state, if tracked (woken if dormant).
+    pub fn agent(&mut self, agent_id: &str) -> Option<&Agent> {
+        let i = *self.index.get(agent_id)? as usize;
+        self.wake(i);
+        Some(self.agents[i].agent())
+    }
+
+    /// Whether `agent_id` is tracked.
+    pub fn contains(&self, agent_id: &str) -> bool {
+        self.index.contains_key(agent_id)
+    }
+
+    /// What the fleet views read of an agent, without waking it.
+    pub fn brief(&self, agent_id: &str) -> Option<AgentBrief> {
+        self.index
+            .get(agent_id)
+            .map(|&i| self.agents[i as usize].brief())
     }
 
     /// Moves the clock to `now` (never backwards) and fires every timer due
@@ -233,16 +277,22 @@ impl Engine {
         while let Some((due, slot, kind)) = self.timers.pop_due(now) {
             self.clock = self.clock.max(due);
             let i = slot as usize;
-            let agent = &mut self.agents[i];
+            let pending = self.agents[i].timers();
             let pending = match kind {
+                TimerKind::Breaker => pending.breaker,
+                TimerKind::Reevaluate => pending.reevaluate,
+                TimerKind::Expiry => pending.expiry,
+            };
+            if pending != Some(due) {
+                continue; // superseded by a later schedule
+            }
+            self.wake(i);
+            let agent = self.agents[i].agent_mut();
+            *match kind {
                 TimerKind::Breaker => &mut agent.timers.breaker,
                 TimerKind::Reevaluate => &mut agent.timers.reevaluate,
                 TimerKind::Expiry => &mut agent.timers.expiry,
-            };
-            if *pending != Some(due) {
-                continue; // superseded by a later schedule
-            }
-            *pending = None;
+            } = None;
             let before = out.len();
             let ctx = ctx_for(
                 &self.config,
@@ -266,6 +316,7 @@ impl Engine {
             self.schedule(i);
         }
         self.clock = self.clock.max(now);
+        self.fall_dormant();
     }
 
     /// Counts one event. Call [`Engine::advance_to`] first to fire timers
@@ -285,7 +336,8 @@ impl Engine {
             self.scratch.push(self.categories.intern(&ev.category));
         }
         let before = out.len();
-        let agent = &mut self.agents[i];
+        self.wake(i);
+        let agent = self.agents[i].agent_mut();
         let ctx = ctx_for(
             &self.config,
             &self.plans,
@@ -312,7 +364,8 @@ impl Engine {
     pub fn command(&mut self, agent_id: &str, cmd: Command, out: &mut Vec<Output>) -> bool {
         let i = self.slot(agent_id);
         let before = out.len();
-        let agent = &mut self.agents[i];
+        self.wake(i);
+        let agent = self.agents[i].agent_mut();
         let ctx = ctx_for(
             &self.config,
             &self.plans,
@@ -347,7 +400,8 @@ impl Engine {
             .map(|name| Measure::for_category(name, |n| self.categories.intern(n)))
             .collect();
         let before = out.len();
-        let agent = &mut self.agents[i];
+        self.wake(i);
+        let agent = self.agents[i].agent_mut();
         let ctx = ctx_for(
             &self.config,
             &self.plans,
@@ -399,7 +453,8 @@ impl Engine {
     /// A view of one agent with its windows slid to the clock's time.
     fn view<T>(&mut self, agent_id: &str, f: impl FnOnce(&Agent, &Ctx) -> T) -> Option<T> {
         let i = *self.index.get(agent_id)? as usize;
-        let agent = &mut self.agents[i];
+        self.wake(i);
+        let agent = self.agents[i].agent_mut();
         agent.advance(self.clock);
         let ctx = ctx_for(
             &self.config,
@@ -424,18 +479,18 @@ impl Engine {
     /// [`Engine::process_batch_at`]); `None` for an unknown agent or one that
     /// has seen no event with an offset.
     pub fn position(&self, agent_id: &str) -> Option<i64> {
-        self.agent(agent_id)?.position()
+        self.brief(agent_id)?.position
     }
 
     /// Snapshots of the agents that changed since the last call (the periodic
     /// snapshot), in first-seen order.
     pub fn take_changed_snapshots(&mut self) -> Vec<BudgetSnapshot> {
         let changed: Vec<usize> = (0..self.agents.len())
-            .filter(|&i| self.agents[i].dirty)
+            .filter(|&i| self.agents[i].is_dirty())
             .collect();
         changed
             .into_iter()
-            .map(|i| self.snapshot_slot(i, SnapshotTrigger::Periodic))
+            .map(|i| self.visit(i, |e| e.snapshot_slot(i, SnapshotTrigger::Periodic)))
             .collect()
     }
 
@@ -445,12 +500,22 @@ impl Engine {
         order.sort_by(|&a, &b| self.ids[a].cmp(&self.ids[b]));
         order
             .into_iter()
-            .map(|i| self.snapshot_slot(i, SnapshotTrigger::Final))
+            .map(|i| self.visit(i, |e| e.snapshot_slot(i, SnapshotTrigger::Final)))
             .collect()
     }
 
+    /// Runs `f` on slot `i` woken, and puts it back to sleep after if it was
+    /// dormant: a walk over the fleet does not wake it all.
+    fn visit<T>(&mut self, i: usize, f: impl FnOnce(&mut Self) -> T) -> T {
+        let was_dormant = self.agents[i].is_dormant();
+        let result = f(self);
+        self.rest(i, was_dormant);
+        result
+    }
+
     fn snapshot_slot(&mut self, i: usize, trigger: SnapshotTrigger) -> BudgetSnapshot {
-        let agent = &mut self.agents[i];
+        self.wake(i);
+        let agent = self.agents[i].agent_mut();
         agent.advance(self.clock);
         agent.dirty = false;
         let ctx = ctx_for(
@@ -479,8 +544,7 @@ impl Engine {
             self.config.slo(slo_id),
             &self.plans[slo_id.0 as usize],
         );
-        let i = self.agents.len();
-        self.agents.push(agent);
+        let i = self.push_awake(agent);
         self.ids.push(id.clone());
         self.index.insert(id, i as u32);
         i
@@ -498,7 +562,7 @@ impl Engine {
 
     /// Arms the agent's timers that its state now calls for.
     fn schedule(&mut self, i: usize) {
-        let agent = &mut self.agents[i];
+        let agent = self.agents[i].agent_mut();
         let slot = i as u32;
         if let Some(r) = agent.breaker().retry_at() {
             if agent.timers.breaker != Some(r) {

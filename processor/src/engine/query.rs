@@ -51,8 +51,9 @@ impl Engine {
     /// ```
     pub fn agent_status(&mut self, agent_id: &str) -> Option<AgentStatus> {
         let metrics = self.metrics(agent_id)?;
+        let config = self.config.clone();
         let agent = self.agent(agent_id)?;
-        let slo = self.config().slo(agent.slo);
+        let slo = config.slo(agent.slo);
         let budget = agent.budget_for(slo);
         Some(AgentStatus {
             metrics,
@@ -65,12 +66,12 @@ impl Engine {
     /// Every agent, in first-seen order, with its status and state.
     pub fn agent_summaries(&self) -> impl Iterator<Item = AgentSummary> + '_ {
         self.agent_ids().map(|id| {
-            let a = self.agent(id).expect("listed");
+            let a = self.brief(id).expect("listed");
             AgentSummary {
                 agent_id: id.to_string(),
-                budget_status: a.status(),
-                circuit_state: a.breaker().state().name(),
-                window_tasks: a.window_tasks(),
+                budget_status: a.status,
+                circuit_state: a.circuit_state,
+                window_tasks: a.window_tasks,
             }
         })
     }

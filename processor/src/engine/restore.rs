@@ -51,9 +51,7 @@ impl Engine {
         let Some(&i) = self.index.get(agent_id) else {
             return false;
         };
-        let agent = &self.agents[i as usize];
-        let slo = self.config.slo(agent.slo);
-        state::encode(agent, slo, &self.categories, self.clock, buf);
+        self.export_slot(i as usize, buf);
         true
     }
 
@@ -90,23 +88,25 @@ impl Engine {
             &self.plans[slo_id.0 as usize],
             &mut self.categories,
         )?;
+        let pending = agent.timers;
         let i = match self.index.get(agent_id) {
             Some(&i) => {
                 // Its old timers may still be queued; they no longer match
                 // the pending due times below, so they pop as superseded.
-                self.agents[i as usize] = agent;
-                i as usize
+                let i = i as usize;
+                self.replace_restored(i, agent, bytes);
+                i
             }
             None => {
                 let id = CompactString::from(agent_id);
                 let i = self.agents.len();
-                self.agents.push(agent);
+                let slot = self.restored_slot(agent, bytes);
+                self.agents.push(slot);
                 self.ids.push(id.clone());
                 self.index.insert(id, i as u32);
                 i
             }
         };
-        let pending = self.agents[i].timers;
         let kinds = [
             (pending.breaker, TimerKind::Breaker),
             (pending.reevaluate, TimerKind::Reevaluate),
@@ -169,17 +169,17 @@ impl Engine {
     /// beside its snapshot, taken after it: what one checkpoint writes.
     pub fn take_changed_states(&mut self) -> Vec<(BudgetSnapshot, Vec<u8>)> {
         let changed: Vec<usize> = (0..self.agents.len())
-            .filter(|&i| self.agents[i].dirty)
+            .filter(|&i| self.agents[i].is_dirty())
             .collect();
         changed
             .into_iter()
             .map(|i| {
-                let snapshot = self.snapshot_slot(i, SnapshotTrigger::Periodic);
-                let agent = &self.agents[i];
-                let mut state = Vec::new();
-                let slo = self.config.slo(agent.slo);
-                state::encode(agent, slo, &self.categories, self.clock, &mut state);
-                (snapshot, state)
+                self.visit(i, |e| {
+                    let snapshot = e.snapshot_slot(i, SnapshotTrigger::Periodic);
+                    let mut state = Vec::new();
+                    e.export_slot(i, &mut state);
+                    (snapshot, state)
+                })
             })
             .collect()
     }
@@ -266,11 +266,13 @@ mod tests {
 
     #[test]
     fn restored_agents_equal_the_originals_field_by_field() {
-        let engine = busy_engine();
+        let mut engine = busy_engine();
         let mut other = Engine::new(engine.config.clone());
         // The same interned ids, so that buckets compare as they are.
         other.categories = engine.categories.clone();
-        for id in engine.agent_ids() {
+        let ids: Vec<String> = engine.agent_ids().map(str::to_string).collect();
+        for id in &ids {
+            let id = id.as_str();
             let state = engine.export_agent(id).unwrap();
             other.restore_agent(id, &state).unwrap();
             let mut original = engine.agent(id).unwrap().clone();
@@ -309,16 +311,15 @@ mod tests {
             engine.advance_to(e.timestamp, &mut out);
             engine.process(&e, &mut out);
         }
-        let agent = engine.agent("a").unwrap();
+        let state = engine.export_agent("a").unwrap();
+        let agent = engine.agent("a").unwrap().clone();
         assert!(agent.latency.total().is_collapsed());
         assert_eq!(agent.latency.total().count(), 3, "the 30 days slid out");
         let mut fresh = LatencySketch::new();
         agent.latency.live().for_each(|(_, b)| b.add_to(&mut fresh));
         assert_ne!(&fresh, agent.latency.total(), "not the sum of the buckets");
         let mut other = Engine::new(engine.config.clone());
-        other
-            .restore_agent("a", &engine.export_agent("a").unwrap())
-            .unwrap();
+        other.restore_agent("a", &state).unwrap();
         assert_eq!(other.agent("a").unwrap().latency, agent.latency);
     }
 

@@ -104,6 +104,19 @@ impl<B: Bucket> Ring<B> {
         &mut self.buckets[i]
     }
 
+    /// Makes room for `k` live buckets in all, ahead of filling an empty
+    /// ring (a restore knows how many it holds): the form they will end in.
+    pub fn reserve(&mut self, k: usize) {
+        if k > usize::from(self.n) / 2 {
+            if !self.dense() {
+                self.densify();
+            }
+        } else {
+            self.buckets
+                .reserve_exact(k.saturating_sub(self.buckets.len()));
+        }
+    }
+
     fn densify(&mut self) {
         let n = usize::from(self.n);
         let mut dense: Vec<B> = Vec::with_capacity(n);

@@ -174,7 +174,7 @@ fn grown_capacity(span: usize, capacity: usize) -> usize {
 }
 
 /// The sketch bin of one latency value (see [`LatencySketch::key_of`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SampleKey(u16);
 
 impl SampleKey {
@@ -280,6 +280,20 @@ impl LatencySketch {
         }
         let slot = self.slot(i);
         self.bins[slot] = self.bins[slot].saturating_add(1);
+    }
+
+    /// Sizes an empty store for the keys `lo..=hi` at once, so that adding
+    /// them does not grow it step by step (a restore rebuilding a window
+    /// total). Changes no count; ignored unless the sketch is empty and the
+    /// keys are non-zero values within one store's span.
+    pub(crate) fn reserve_keys(&mut self, lo: SampleKey, hi: SampleKey) {
+        if self.used != 0 || lo.0 == ZERO_KEY || hi.0 == ZERO_KEY || hi.0 < lo.0 {
+            return;
+        }
+        let (lo, hi) = (i32::from(lo.0), i32::from(hi.0));
+        if hi - lo < MAX_BINS as i32 {
+            self.reserve(lo, hi, None);
+        }
     }
 
     /// Removes one value recorded by its key, as `subtract` would remove a

@@ -342,16 +342,29 @@ impl<B: Bucket> SlidingWindow<B> {
         let n = w.n();
         w.head = head.unwrap_or(i64::MIN);
         w.head_slot = head.map_or(0, |h| h.rem_euclid(n) as u32);
+        // Listed newest first: filled in slot order instead, each bucket
+        // lands at the end of a sparse ring rather than moving the others.
+        let mut slots: smallvec::SmallVec<[(u32, B); 8]> = smallvec::SmallVec::new();
         for (age, bucket) in live {
             let head = head?;
             if i64::from(age) >= n {
                 return None;
             }
-            let s = (head - i64::from(age)).rem_euclid(n) as usize;
-            if w.ring.get(s as u32).is_some() {
-                return None;
-            }
-            *w.ring.entry(s as u32) = bucket;
+            slots.push(((head - i64::from(age)).rem_euclid(n) as u32, bucket));
+        }
+        // Newest first is descending slots with one wrap: reversed and
+        // rotated to the lowest slot, ascending (sorting moves more).
+        slots.reverse();
+        let low = (1..slots.len())
+            .find(|&i| slots[i].0 < slots[i - 1].0)
+            .unwrap_or(0);
+        slots.rotate_left(low);
+        if slots.windows(2).any(|p| p[0].0 >= p[1].0) {
+            return None; // a repeated age, or not in the order written
+        }
+        w.ring.reserve(slots.len());
+        for (s, bucket) in slots {
+            *w.ring.entry(s) = bucket;
         }
         Some(w)
     }

@@ -161,6 +161,10 @@ pub fn describe() {
         "breakwater_agents_by_budget_status",
         "Agents tracked by this instance, by error budget status."
     );
+    describe_gauge!(
+        "breakwater_agents_dormant",
+        "Agents of this instance kept as their exported state after a quiet spell (woken by their next event)."
+    );
     describe_counter!(
         "breakwater_agent_series_omitted_total",
         "Agents left without per-agent series at a publication (the http.max_agent_series cap)."

@@ -48,14 +48,14 @@ pub fn select<'a>(
     for engine in engines {
         for id in engine.agent_ids() {
             total += 1;
-            let a = engine.agent(id).expect("listed");
-            let attention = a.breaker().state().name() != StateName::Closed
-                || a.status() != BudgetStatus::Healthy
+            let a = engine.brief(id).expect("listed");
+            let attention = a.circuit_state != StateName::Closed
+                || a.status != BudgetStatus::Healthy
                 || budget.allow.iter().any(|x| x == id);
             if attention {
                 flagged.push(id.to_string());
             } else {
-                rest.push((a.window_tasks(), id));
+                rest.push((a.window_tasks, id));
             }
         }
     }
@@ -82,16 +82,19 @@ pub fn publish(engines: &mut [&mut Engine], budget: &SeriesBudget) {
     .iter()
     .map(|s| (s.as_str(), 0))
     .collect();
+    let mut dormant = 0;
     for engine in engines.iter() {
+        dormant += engine.dormant_agents();
         for id in engine.agent_ids() {
-            let a = engine.agent(id).expect("listed");
-            *states.entry(a.breaker().state().name()).or_default() += 1;
-            *statuses.entry(a.status().as_str()).or_default() += 1;
+            let a = engine.brief(id).expect("listed");
+            *states.entry(a.circuit_state).or_default() += 1;
+            *statuses.entry(a.status.as_str()).or_default() += 1;
         }
     }
     for (s, n) in states {
         metrics::gauge!("breakwater_agents", "breaker_state" => s.as_str()).set(n as f64);
     }
+    metrics::gauge!("breakwater_agents_dormant").set(dormant as f64);
     for (s, n) in statuses {
         metrics::gauge!("breakwater_agents_by_budget_status", "status" => s).set(n as f64);
     }
@@ -102,10 +105,7 @@ pub fn publish(engines: &mut [&mut Engine], budget: &SeriesBudget) {
     let started = |e: &Engine| e.clock() != crate::event::TimestampMs::MIN;
     metrics::counter!("breakwater_agent_series_omitted_total").increment(omitted as u64);
     for id in picked {
-        let Some(engine) = engines
-            .iter_mut()
-            .find(|e| started(e) && e.agent(&id).is_some())
-        else {
+        let Some(engine) = engines.iter_mut().find(|e| started(e) && e.contains(&id)) else {
             continue;
         };
         let (Some(m), Some(burn)) = (engine.metrics(&id), engine.burn_rates(&id)) else {

@@ -773,7 +773,7 @@ fn apply(engine: &mut Engine, u: &TableUpdate, new_agent: bool, out: &mut Vec<Ou
         TableUpdate::Declared(d) => &d.agent_id,
         TableUpdate::Command(c) => &c.agent_id,
     };
-    if !new_agent && engine.agent(agent).is_none() {
+    if !new_agent && !engine.contains(agent) {
         return;
     }
     match u {

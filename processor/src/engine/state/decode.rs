@@ -141,6 +141,9 @@ impl<'de> Visitor<'de> for AgentSeed<'_> {
         let mut latency: SlidingWindow<LatencyBucket> = field_seed(&mut seq, ring)?;
         let total = field::<Option<LatencySketch>, _>(&mut seq)?.unwrap_or_else(|| {
             let mut total = LatencySketch::new();
+            if let Some((lo, hi)) = LatencyBucket::key_range(latency.live().map(|(_, b)| b)) {
+                total.reserve_keys(lo, hi);
+            }
             latency.live().for_each(|(_, b)| b.add_to(&mut total));
             total
         });

@@ -70,6 +70,27 @@ mod encode;
 pub(crate) use decode::decode;
 pub(crate) use encode::encode;
 
+/// Appends `state` (written by `encode`) to `out` as if it had been
+/// exported at engine clock `clock`: the bytes `encode` would write for
+/// the same agent at that clock. Only the clock field changes, so a
+/// dormant agent is exported without decoding its state. `None` if
+/// `state` is not a state of this format.
+pub(crate) fn with_clock(state: &[u8], clock: TimestampMs, out: &mut Vec<u8>) -> Option<()> {
+    let (&format, body) = state.split_first()?;
+    if format != STATE_FORMAT {
+        return None;
+    }
+    // Fields 1 and 2 (shape, position) stay; field 3 is the clock.
+    let (_, at_clock) = postcard::take_from_bytes::<(Shape, Option<i64>)>(body).ok()?;
+    let (_, rest) = postcard::take_from_bytes::<TimestampMs>(at_clock).ok()?;
+    out.push(format);
+    out.extend_from_slice(&body[..body.len() - at_clock.len()]);
+    let mut varint = [0u8; 10];
+    out.extend_from_slice(postcard::to_slice(&clock, &mut varint).ok()?);
+    out.extend_from_slice(rest);
+    Some(())
+}
+
 /// The format byte every exported state starts with.
 pub const STATE_FORMAT: u8 = 1;
 
