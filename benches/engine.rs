@@ -28,7 +28,7 @@
 //! - `BREAKWATER_BENCH_REEVALUATE_MS=MS`: a what-if on the engine's
 //!   re-evaluation interval (`EngineOptions::reevaluate_every_ms`, default 60 s).
 //! - `BREAKWATER_BENCH_DORMANT_AFTER_MS=MS|off`: when idle agents fall
-//!   dormant (`EngineOptions::dormant_after_ms`, default 10 min; `off`
+//!   dormant (`EngineOptions::dormant_after_ms`, default 5 min; `off`
 //!   keeps every agent awake).
 
 use std::alloc::{GlobalAlloc, Layout};

@@ -18,11 +18,11 @@ use serde::Deserialize;
 use super::file::ConfigError;
 use super::raw::{RawDuration, DURATION};
 
-/// Default of [`EngineSettings::dormant_after_ms`]: ten minutes, twice the
-/// default breaker window. An agent with a task every few minutes stays
-/// awake; in a fleet of quiet agents, idle for an hour between tasks, most
-/// are dormant.
-pub const DEFAULT_DORMANT_AFTER_MS: i64 = 600_000;
+/// Default of [`EngineSettings::dormant_after_ms`]: five minutes, the
+/// default breaker window, so an agent falls dormant once that window has
+/// emptied. An agent with a task every few minutes stays awake; in a fleet
+/// of quiet agents, idle for an hour between tasks, most are dormant.
+pub const DEFAULT_DORMANT_AFTER_MS: i64 = 300_000;
 
 /// Default of [`EngineSettings::min_awake_agents`].
 pub const DEFAULT_MIN_AWAKE_AGENTS: usize = 10_000;
