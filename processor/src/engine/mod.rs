@@ -33,6 +33,7 @@ pub mod alert;
 mod batch;
 pub mod breaker;
 pub mod budget;
+mod changed;
 pub mod counts;
 pub mod dedup;
 mod dormant;
@@ -56,6 +57,7 @@ use std::sync::Arc;
 use self::accuracy::{AccuracyDeclaration, DeclarationError, Measure};
 use self::agent::{Agent, Applied, Ctx};
 use self::breaker::Command;
+use self::changed::Changed;
 pub use self::dormant::AgentBrief;
 use self::dormant::Slot;
 use self::plan::SloPlan;
@@ -184,6 +186,8 @@ pub struct Engine {
     idle: VecDeque<(TimestampMs, u32)>,
     dormant: usize,
     state_buf: Vec<u8>,
+    /// Agents changed since the last periodic snapshot.
+    changed: Changed,
     categories: Categories,
     timers: Timers,
     clock: TimestampMs,
@@ -217,6 +221,7 @@ impl Engine {
             idle: VecDeque::new(),
             dormant: 0,
             state_buf: Vec::new(),
+            changed: Changed::default(),
             categories: Categories::default(),
             timers: Timers::default(),
             clock: TimestampMs::MIN,
@@ -485,13 +490,26 @@ impl Engine {
     /// Snapshots of the agents that changed since the last call (the periodic
     /// snapshot), in first-seen order.
     pub fn take_changed_snapshots(&mut self) -> Vec<BudgetSnapshot> {
-        let changed: Vec<usize> = (0..self.agents.len())
-            .filter(|&i| self.agents[i].is_dirty())
-            .collect();
-        changed
+        self.changed_slots()
             .into_iter()
             .map(|i| self.visit(i, |e| e.snapshot_slot(i, SnapshotTrigger::Periodic)))
             .collect()
+    }
+
+    /// The slots of the agents changed since the last call, in first-seen
+    /// order: those marked (see `schedule`) that are still changed (a
+    /// final or on-demand snapshot may have taken one since).
+    fn changed_slots(&mut self) -> Vec<usize> {
+        #[cfg(debug_assertions)]
+        for i in 0..self.agents.len() {
+            assert!(
+                !self.agents[i].is_dirty() || self.changed.contains(i),
+                "agent slot {i} changed but is not listed"
+            );
+        }
+        let mut slots = self.changed.take();
+        slots.retain(|&i| self.agents[i].is_dirty());
+        slots
     }
 
     /// A final snapshot of every agent, sorted by agent id.
@@ -564,6 +582,9 @@ impl Engine {
     fn schedule(&mut self, i: usize) {
         let agent = self.agents[i].agent_mut();
         let slot = i as u32;
+        if agent.dirty {
+            self.changed.mark(i);
+        }
         if let Some(r) = agent.breaker().retry_at() {
             if agent.timers.breaker != Some(r) {
                 agent.timers.breaker = Some(r);

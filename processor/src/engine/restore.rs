@@ -168,10 +168,7 @@ impl Engine {
     /// [`Engine::take_changed_snapshots`] with each agent's exported state
     /// beside its snapshot, taken after it: what one checkpoint writes.
     pub fn take_changed_states(&mut self) -> Vec<(BudgetSnapshot, Vec<u8>)> {
-        let changed: Vec<usize> = (0..self.agents.len())
-            .filter(|&i| self.agents[i].is_dirty())
-            .collect();
-        changed
+        self.changed_slots()
             .into_iter()
             .map(|i| {
                 self.visit(i, |e| {
