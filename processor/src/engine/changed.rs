@@ -6,7 +6,7 @@
 
 /// Slots marked since the last [`Changed::take`], each once.
 ///
-/// ```ignore
+/// ```text
 /// let mut c = Changed::default();
 /// c.mark(7);
 /// c.mark(2);
