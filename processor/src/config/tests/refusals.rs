@@ -225,3 +225,26 @@ fn cooldowns_are_checked() {
         (10_000, 10_000)
     );
 }
+
+#[test]
+fn the_engine_section_is_checked_at_load() {
+    fails(
+        "engine: {dormant_after: -5m}\n",
+        &["engine.dormant_after", "-5m", "off"],
+    );
+    fails(
+        "engine: {min_awake_agents: -1}\n",
+        &["engine.min_awake_agents", "-1", "0 to 100000000"],
+    );
+    fails(
+        "engine: {dormant: 5m}\n",
+        &["engine.dormant: unknown field `dormant`", "`dormant_after`"],
+    );
+    let c = SloConfig::from_yaml_str("engine: {dormant_after: 300, min_awake_agents: 5}\n")
+        .expect("whole seconds are a duration");
+    assert_eq!(c.engine.dormant_after_ms, Some(300_000));
+    assert_eq!(c.engine.min_awake_agents, 5);
+    let d = SloConfig::from_yaml_str("defaults: {}\n").unwrap();
+    assert_eq!(d.engine, crate::config::EngineSettings::default());
+    assert_eq!(d.engine.dormant_after_ms, Some(300_000), "5 min by default");
+}
