@@ -296,7 +296,6 @@ pub struct LatencyBucket {
 pub const SPARSE_SAMPLES: usize = 128;
 
 impl LatencyBucket {
-    /// Adds everything this bucket holds to `total` (rebuilding a window's total).
     /// The lowest and highest non-zero keys of buckets holding only
     /// samples; `None` if one holds a sketch or none holds a value.
     pub(crate) fn key_range<'a>(
@@ -318,6 +317,7 @@ impl LatencyBucket {
         range
     }
 
+    /// Adds everything this bucket holds to `total` (rebuilding a window's total).
     pub(crate) fn add_to(&self, total: &mut LatencySketch) {
         for &k in &self.samples {
             total.add_key(k);
