@@ -452,8 +452,7 @@ impl Fleet {
         let s = self.engine.stats();
         let per_k = |x: u64| 1000.0 * x as f64 / s.events.max(1) as f64;
         let (mut watched, mut not_healthy) = (0u64, 0u64);
-        for id in self.engine.agent_ids() {
-            let a = self.engine.brief(id).expect("listed agent");
+        for (_, a) in self.engine.briefs() {
             let unhealthy = a.status != BudgetStatus::Healthy;
             not_healthy += unhealthy as u64;
             watched += (unhealthy || a.alerts_firing > 0) as u64;

@@ -16,6 +16,7 @@ use super::counts::{
 use super::dedup::RecentIds;
 use super::plan::{SloPlan, WindowRef};
 use super::tail::TailCounts;
+use super::timer::TimerKind;
 use super::window::{SlidingWindow, BUDGET_BUCKETS, BURN_BUCKETS, SKETCH_BUCKETS};
 use super::Categories;
 use crate::config::{duration_label, BudgetAction, Direction, Severity, Slo, SloId, Thresholds};
@@ -90,6 +91,17 @@ pub(crate) struct PendingTimers {
     pub breaker: Option<TimestampMs>,
     pub reevaluate: Option<TimestampMs>,
     pub expiry: Option<TimestampMs>,
+}
+
+impl PendingTimers {
+    /// The due time pending for timers of `kind`.
+    pub fn due_mut(&mut self, kind: TimerKind) -> &mut Option<TimestampMs> {
+        match kind {
+            TimerKind::Breaker => &mut self.breaker,
+            TimerKind::Reevaluate => &mut self.reevaluate,
+            TimerKind::Expiry => &mut self.expiry,
+        }
+    }
 }
 
 impl Agent {

@@ -103,6 +103,20 @@ pub(crate) struct Dormant {
     queued: bool,
 }
 
+impl Dormant {
+    /// `agent`, kept as `state` (its export).
+    fn of(agent: &Agent, state: Box<[u8]>, queued: bool) -> Box<Self> {
+        Box::new(Dormant {
+            state,
+            slo: agent.slo,
+            brief: AgentBrief::of(agent),
+            timers: agent.timers,
+            dirty: agent.dirty,
+            queued,
+        })
+    }
+}
+
 impl Slot {
     pub fn awake(agent: Agent, touched: TimestampMs) -> Self {
         Slot::Awake {
@@ -220,22 +234,16 @@ impl Engine {
             self.clock,
             &mut self.state_buf,
         );
-        let d = Dormant {
-            state: self.state_buf.as_slice().into(),
-            slo: agent.slo,
-            brief: AgentBrief::of(agent),
-            timers: agent.timers,
-            dirty: agent.dirty,
-            queued,
-        };
-        self.agents[i] = Slot::Dormant(Box::new(d));
+        self.agents[i] =
+            Slot::Dormant(Dormant::of(agent, self.state_buf.as_slice().into(), queued));
         self.dormant += 1;
     }
 
     /// After a visit that woke a dormant agent only to read or snapshot it
     /// (final and periodic snapshots walk the whole fleet), puts it back.
     pub(crate) fn rest(&mut self, i: usize, was_dormant: bool) {
-        if was_dormant && self.options.dormant_after_ms.is_some() {
+        // Only an engine with dormancy on has dormant agents.
+        if was_dormant {
             // Its wake added a FIFO entry; the entry stays, marked by `queued`.
             self.sleep(i, true);
         }
@@ -282,14 +290,7 @@ impl Engine {
             return Slot::awake(agent, self.clock);
         }
         self.dormant += 1;
-        Slot::Dormant(Box::new(Dormant {
-            state: state.into(),
-            slo: agent.slo,
-            brief: AgentBrief::of(&agent),
-            timers: agent.timers,
-            dirty: agent.dirty,
-            queued: false,
-        }))
+        Slot::Dormant(Dormant::of(&agent, state.into(), false))
     }
 
     /// Puts a restored agent in place of slot `i`: an awake one keeps its
@@ -297,14 +298,7 @@ impl Engine {
     pub(crate) fn replace_restored(&mut self, i: usize, agent: Agent, state: &[u8]) {
         match &mut self.agents[i] {
             Slot::Awake { agent: a, .. } => **a = agent,
-            Slot::Dormant(d) => {
-                let queued = d.queued;
-                self.dormant -= 1;
-                self.agents[i] = self.restored_slot(agent, state);
-                if let Slot::Dormant(d) = &mut self.agents[i] {
-                    d.queued = queued;
-                }
-            }
+            Slot::Dormant(d) => *d = Dormant::of(&agent, state.into(), d.queued),
         }
     }
 

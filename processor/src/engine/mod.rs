@@ -90,11 +90,12 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
+        let settings = EngineSettings::default();
         EngineOptions {
             dedup_window: 32,
             reevaluate_every_ms: 60_000,
-            dormant_after_ms: EngineSettings::default().dormant_after_ms,
-            min_awake_agents: EngineSettings::default().min_awake_agents,
+            dormant_after_ms: settings.dormant_after_ms,
+            min_awake_agents: settings.min_awake_agents,
         }
     }
 }
@@ -276,28 +277,27 @@ impl Engine {
             .map(|&i| self.agents[i as usize].brief())
     }
 
+    /// Every agent's id and [`AgentBrief`], in first-seen order, without
+    /// waking any.
+    pub fn briefs(&self) -> impl Iterator<Item = (&str, AgentBrief)> {
+        self.ids
+            .iter()
+            .zip(&self.agents)
+            .map(|(id, s)| (&**id, s.brief()))
+    }
+
     /// Moves the clock to `now` (never backwards) and fires every timer due
     /// by then, in (due time, agent first-seen order, kind) order.
     pub fn advance_to(&mut self, now: TimestampMs, out: &mut Vec<Output>) {
         while let Some((due, slot, kind)) = self.timers.pop_due(now) {
             self.clock = self.clock.max(due);
             let i = slot as usize;
-            let pending = self.agents[i].timers();
-            let pending = match kind {
-                TimerKind::Breaker => pending.breaker,
-                TimerKind::Reevaluate => pending.reevaluate,
-                TimerKind::Expiry => pending.expiry,
-            };
-            if pending != Some(due) {
+            if *self.agents[i].timers().due_mut(kind) != Some(due) {
                 continue; // superseded by a later schedule
             }
             self.wake(i);
             let agent = self.agents[i].agent_mut();
-            *match kind {
-                TimerKind::Breaker => &mut agent.timers.breaker,
-                TimerKind::Reevaluate => &mut agent.timers.reevaluate,
-                TimerKind::Expiry => &mut agent.timers.expiry,
-            } = None;
+            *agent.timers.due_mut(kind) = None;
             let before = out.len();
             let ctx = ctx_for(
                 &self.config,

@@ -65,14 +65,11 @@ impl Engine {
 
     /// Every agent, in first-seen order, with its status and state.
     pub fn agent_summaries(&self) -> impl Iterator<Item = AgentSummary> + '_ {
-        self.agent_ids().map(|id| {
-            let a = self.brief(id).expect("listed");
-            AgentSummary {
-                agent_id: id.to_string(),
-                budget_status: a.status,
-                circuit_state: a.circuit_state,
-                window_tasks: a.window_tasks,
-            }
+        self.briefs().map(|(id, a)| AgentSummary {
+            agent_id: id.to_string(),
+            budget_status: a.status,
+            circuit_state: a.circuit_state,
+            window_tasks: a.window_tasks,
         })
     }
 }

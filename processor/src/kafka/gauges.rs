@@ -46,9 +46,8 @@ pub fn select<'a>(
     let mut rest: Vec<(u64, &str)> = Vec::new();
     let mut total = 0;
     for engine in engines {
-        for id in engine.agent_ids() {
+        for (id, a) in engine.briefs() {
             total += 1;
-            let a = engine.brief(id).expect("listed");
             let attention = a.circuit_state != StateName::Closed
                 || a.status != BudgetStatus::Healthy
                 || budget.allow.iter().any(|x| x == id);
@@ -85,8 +84,7 @@ pub fn publish(engines: &mut [&mut Engine], budget: &SeriesBudget) {
     let mut dormant = 0;
     for engine in engines.iter() {
         dormant += engine.dormant_agents();
-        for id in engine.agent_ids() {
-            let a = engine.brief(id).expect("listed");
+        for (_, a) in engine.briefs() {
             *states.entry(a.circuit_state).or_default() += 1;
             *statuses.entry(a.status.as_str()).or_default() += 1;
         }
