@@ -2,6 +2,7 @@
 //! the rules that tie them together when an event, a timer or a command
 //! arrives. Everything here is a pure function of its inputs.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -25,7 +26,9 @@ use crate::output::{long, AlertEvent, BreakerTransition, BudgetSnapshot, Output,
 
 /// What the engine lends an agent for one call.
 pub(crate) struct Ctx<'a> {
-    pub id: &'a str,
+    /// Not a `&str`: making one reads the id's bytes, a cache miss with a
+    /// big fleet, and most events never need it (only outputs do).
+    pub id: &'a CompactString,
     pub slo: &'a Slo,
     pub plan: &'a SloPlan,
     pub categories: &'a Categories,
@@ -578,9 +581,13 @@ impl Agent {
         now: TimestampMs,
         out: &mut Vec<Output>,
     ) {
-        // Cheap exit for the common case: nothing wanted, nothing firing.
-        if wanted.is_none() && !self.alerts.is_firing(rule) {
-            return;
+        // Cheap exits for the common cases, before the rule's name is
+        // built: nothing wanted and nothing firing, or firing already at the
+        // wanted severity (an agent in trouble, event after event).
+        match (self.alerts.severity(rule), wanted) {
+            (None, None) => return,
+            (Some(s), Some(w)) if s == w.severity => return,
+            _ => {}
         }
         let name = self.rule_name(ctx, rule);
         if let Some(ch) = self

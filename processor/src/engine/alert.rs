@@ -144,6 +144,14 @@ impl AlertBook {
         self.active.iter().any(|a| a.rule == rule)
     }
 
+    /// The severity `rule` fires at, if it fires.
+    pub fn severity(&self, rule: Rule) -> Option<Severity> {
+        self.active
+            .iter()
+            .find(|a| a.rule == rule)
+            .map(|a| a.severity)
+    }
+
     /// Brings `rule` to `wanted`, returning the event to emit, if any.
     /// `value` is the rule's current value (reported when it resolves);
     /// `rule_name` and `agent_id` only feed the alert id of a new alert.

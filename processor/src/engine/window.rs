@@ -160,7 +160,25 @@ impl<B: Bucket> SlidingWindow<B> {
             return (self.head, self.head_slot as usize);
         }
         let idx = t.div_euclid(self.width_ms);
-        (idx, idx.rem_euclid(self.n()) as usize)
+        let n = self.n();
+        // Near the head (the usual case: a later bucket of the same
+        // window), the slot follows from the head's with no second
+        // division; a division costs tens of cycles and this runs for every
+        // window of every event.
+        let slot = match idx.checked_sub(self.head) {
+            Some(d) if self.head != i64::MIN && d > -n && d < n => {
+                let s = i64::from(self.head_slot) + d;
+                if s >= n {
+                    s - n
+                } else if s < 0 {
+                    s + n
+                } else {
+                    s
+                }
+            }
+            _ => idx.rem_euclid(n),
+        };
+        (idx, slot as usize)
     }
 
     fn advance_to_bucket(&mut self, idx: i64) {
