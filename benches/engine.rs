@@ -447,6 +447,25 @@ impl Fleet {
         busy
     }
 
+    /// Per-event time of `chunks` more `process_batch` chunks, each timed
+    /// alone: the fastest chunks are the ones no other process slowed
+    /// down, so the minimum and low percentiles compare two builds on a
+    /// shared, noisy machine better than a mean does.
+    fn chunk_spread(&mut self, label: &str, chunks: usize) {
+        let mut per_event: Vec<f64> = (0..chunks)
+            .map(|_| self.timed(CHUNK as u64, Mode::Batch).as_nanos() as f64 / CHUNK as f64)
+            .collect();
+        per_event.sort_by(f64::total_cmp);
+        let at = |q: f64| per_event[((per_event.len() - 1) as f64 * q) as usize];
+        println!(
+            "[{label}] process_batch per event, {chunks} chunks of {CHUNK} timed one by one: \
+             min {:.0} ns, p10 {:.0} ns, median {:.0} ns",
+            at(0.0),
+            at(0.1),
+            at(0.5),
+        );
+    }
+
     /// What the engine did, to read the throughput figure against.
     fn report(&self, label: &str) {
         let s = self.engine.stats();
@@ -648,6 +667,7 @@ fn main() {
             b.iter_custom(|iters| fleet.timed(iters, Mode::BatchAt))
         });
         group.finish();
+        fleet.chunk_spread(label, if full { 200 } else { 5 });
         fleet.report(label);
     }
 
