@@ -46,9 +46,12 @@ pub struct OutRecord {
 }
 
 /// A record handed to the producer, with the epoch it was first sent in
-/// and its send number (see [`super::newest`]).
+/// and its send number (see [`super::newest`]). The record is shared with
+/// the newest-record table and borrowed by the producer call, so a
+/// checkpoint's thousands of snapshots are not copied on their way out
+/// (librdkafka makes the one copy it needs).
 pub struct Tracked {
-    record: OutRecord,
+    record: Arc<OutRecord>,
     epoch: u64,
     seq: u64,
 }
@@ -154,6 +157,10 @@ impl RecordCollector {
     /// Queues a record in the current epoch; waits (serving delivery
     /// reports) while the producer's queue is full.
     pub fn send(&mut self, record: OutRecord) -> Result<(), JobError> {
+        self.send_shared(Arc::new(record))
+    }
+
+    fn send_shared(&mut self, record: Arc<OutRecord>) -> Result<(), JobError> {
         self.unacked().sent(self.epoch);
         self.seq += 1;
         let context = self.producer.context();
@@ -173,7 +180,7 @@ impl RecordCollector {
             (context.newest.lock().expect("newest lock")).newer_than(tracked.seq, &tracked.record);
         self.enqueue(Box::new(tracked))?;
         match newer {
-            Some(record) => self.send(record),
+            Some(record) => self.send_shared(record),
             None => Ok(()),
         }
     }
@@ -185,7 +192,9 @@ impl RecordCollector {
     /// Hands a record (new, or sent again in its epoch) to the producer.
     fn enqueue(&mut self, mut tracked: Box<Tracked>) -> Result<(), JobError> {
         loop {
-            let record = &mut tracked.record;
+            // Borrowed from this handle while `tracked` moves into the
+            // producer call as its delivery opaque.
+            let record = Arc::clone(&tracked.record);
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
             for (k, v) in &record.headers {
                 headers = headers.insert(Header {
@@ -193,20 +202,14 @@ impl RecordCollector {
                     value: Some(v.as_slice()),
                 });
             }
-            let topic = record.topic.clone();
-            let key = record.key.clone();
-            let payload = std::mem::take(&mut record.payload);
-            let copy = payload.clone();
-            record.payload = payload;
-            let partition = record.partition;
-            let mut base = BaseRecord::with_opaque_to(&topic, tracked).headers(headers);
-            if let Some(p) = &copy {
+            let mut base = BaseRecord::with_opaque_to(&record.topic, tracked).headers(headers);
+            if let Some(p) = &record.payload {
                 base = base.payload(p);
             }
-            if let Some(k) = &key {
+            if let Some(k) = &record.key {
                 base = base.key(k.as_slice());
             }
-            if let Some(p) = partition {
+            if let Some(p) = record.partition {
                 base = base.partition(p);
             }
             match self.producer.send(base) {

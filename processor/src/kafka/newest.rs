@@ -12,6 +12,7 @@
 //! highest position).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::collector::OutRecord;
 
@@ -19,7 +20,9 @@ use super::collector::OutRecord;
 #[derive(Debug, Default)]
 pub struct Newest {
     /// Compacted topic → key → (send sequence number, record).
-    by_topic: HashMap<String, HashMap<Vec<u8>, (u64, OutRecord)>>,
+    /// The record is shared with the producer's handle on it: tracking a
+    /// snapshot copies no bytes but its key.
+    by_topic: HashMap<String, HashMap<Vec<u8>, (u64, Arc<OutRecord>)>>,
 }
 
 impl Newest {
@@ -31,9 +34,14 @@ impl Newest {
     }
 
     /// `record` was handed to the producer as send number `seq`.
-    pub fn sent(&mut self, seq: u64, record: &OutRecord) {
+    pub fn sent(&mut self, seq: u64, record: &Arc<OutRecord>) {
         if let (Some(keys), Some(key)) = (self.by_topic.get_mut(&record.topic), &record.key) {
-            keys.insert(key.clone(), (seq, record.clone()));
+            match keys.get_mut(key.as_slice()) {
+                Some(entry) => *entry = (seq, Arc::clone(record)),
+                None => {
+                    keys.insert(key.clone(), (seq, Arc::clone(record)));
+                }
+            }
         }
     }
 
@@ -47,12 +55,12 @@ impl Newest {
         }
     }
 
-    /// For a record being sent again (first sent as `seq`): a copy of a
-    /// newer record of its key, to send right after it.
-    pub fn newer_than(&self, seq: u64, record: &OutRecord) -> Option<OutRecord> {
+    /// For a record being sent again (first sent as `seq`): the newer
+    /// record of its key, to send right after it.
+    pub fn newer_than(&self, seq: u64, record: &OutRecord) -> Option<Arc<OutRecord>> {
         let keys = self.by_topic.get(&record.topic)?;
         let (newest, r) = keys.get(record.key.as_ref()?)?;
-        (*newest > seq).then(|| r.clone())
+        (*newest > seq).then(|| Arc::clone(r))
     }
 
     /// Keys with a newest record not yet acknowledged.
@@ -66,15 +74,15 @@ impl Newest {
 mod tests {
     use super::*;
 
-    fn record(topic: &str, key: &str, payload: &str) -> OutRecord {
-        OutRecord {
+    fn record(topic: &str, key: &str, payload: &str) -> Arc<OutRecord> {
+        Arc::new(OutRecord {
             topic: topic.into(),
             partition: None,
             key: Some(key.as_bytes().to_vec()),
             payload: Some(payload.as_bytes().to_vec()),
             headers: Vec::new(),
             source_ms: None,
-        }
+        })
     }
 
     #[test]
@@ -117,9 +125,9 @@ mod tests {
             None,
             "alerts are not compacted: each one counts"
         );
-        let mut keyless = record("snapshots", "a", "x");
+        let mut keyless = OutRecord::clone(&record("snapshots", "a", "x"));
         keyless.key = None;
-        n.sent(3, &keyless);
+        n.sent(3, &Arc::new(keyless));
         assert_eq!(n.keys_tracked(), 0);
     }
 }
