@@ -46,13 +46,22 @@ impl Spares {
     }
 
     /// Overwrites an optional string, moving its allocation to or from the
-    /// spares when it changes between `Some` and `None`.
-    #[inline]
+    /// spares when it changes between `Some` and `None`. The common cases,
+    /// `Some` over `Some` and `None` over `None`, are inline.
+    #[inline(always)]
     pub(crate) fn set_optional(&mut self, slot: &mut Option<String>, value: Option<&str>) {
         match (slot.as_mut(), value) {
             (Some(s), Some(v)) => set(s, v),
-            (None, Some(v)) => *slot = Some(self.take(v)),
-            (_, None) => {
+            (None, None) => {}
+            _ => self.swap_optional(slot, value),
+        }
+    }
+
+    #[inline(never)]
+    fn swap_optional(&mut self, slot: &mut Option<String>, value: Option<&str>) {
+        match value {
+            Some(v) => *slot = Some(self.take(v)),
+            None => {
                 if let Some(s) = slot.take() {
                     self.put(s);
                 }
@@ -62,7 +71,7 @@ impl Spares {
 
     /// Overwrites eval `i` of `evals` (which has at least `i` evals), or
     /// appends it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn set_eval(
         &mut self,
         evals: &mut Vec<Eval>,
@@ -75,20 +84,28 @@ impl Spares {
                 set(&mut e.category, category);
                 e.passed = passed;
             }
-            None => {
-                let category = self.take(category);
-                evals.push(Eval { category, passed });
-            }
+            None => self.push_eval(evals, category, passed),
         }
     }
 
+    #[inline(never)]
+    fn push_eval(&mut self, evals: &mut Vec<Eval>, category: &str, passed: bool) {
+        let category = self.take(category);
+        evals.push(Eval { category, passed });
+    }
+
     /// Drops the evals from `len` on, keeping their strings.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn truncate_evals(&mut self, evals: &mut Vec<Eval>, len: usize) {
         if evals.len() > len {
-            for e in evals.drain(len..) {
-                self.put(e.category);
-            }
+            self.drain_evals(evals, len);
+        }
+    }
+
+    #[inline(never)]
+    fn drain_evals(&mut self, evals: &mut Vec<Eval>, len: usize) {
+        for e in evals.drain(len..) {
+            self.put(e.category);
         }
     }
 }
