@@ -35,76 +35,17 @@
 use std::hint::black_box;
 
 use apache_avro::reader::datum::GenericDatumReader;
-use breakwater::config::KafkaSettings;
 use breakwater::decode::{empty_event, encode_avro_datum, event_from_avro_value, AvroSchemas};
-use breakwater::event::{Eval, Outcome, TaskEvent};
+use breakwater::event::TaskEvent;
 use breakwater::kafka::codec::Codec;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-const RECORDS: usize = 1024;
+#[path = "decode_records.rs"]
+mod records;
+use records::{codec, events, RECORDS};
+
 /// Slots of a full batch at the default `kafka.max_batch`.
 const BATCH: usize = 10_000;
-
-fn events(typical: bool) -> Vec<TaskEvent> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    (0..RECORDS)
-        .map(|i| {
-            let r = next();
-            let id = format!(
-                "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-                r as u32,
-                (r >> 32) as u16,
-                (r >> 48) & 0xfff,
-                i & 0xfff,
-                next() & 0xffff_ffff_ffff
-            );
-            let outcome = match r % 100 {
-                0 | 1 => Outcome::Failure,
-                2 => Outcome::Timeout,
-                _ => Outcome::Success,
-            };
-            let agent = format!("agent-{}", r % 10_000);
-            let t = 1_796_083_200_000 + i as i64 * 17;
-            let mut e = TaskEvent::new(id, agent, t, outcome);
-            e.latency_ms = 100 + r % 20_000;
-            e.tool_calls = 1 + (r % 20) as u32;
-            if typical {
-                e.task_id = format!("task-{}", r % 1_000_000);
-                e.hallucination = Some(r.is_multiple_of(97));
-                e.intent_met = Some(!r.is_multiple_of(53));
-                e.delegation_depth = (r % 3) as u32;
-                e.evals = vec![Eval {
-                    category: "accuracy".into(),
-                    passed: !r.is_multiple_of(33),
-                }];
-                e.model = Some("gpt-4o-2024-08-06".into());
-                e.tokens_in = Some(1_000 + r % 8_000);
-                e.tokens_out = Some(100 + r % 2_000);
-                e.cost_usd = Some((r % 10_000) as f64 / 100_000.0);
-                if outcome != Outcome::Success {
-                    e.error_type = Some("ToolError".into());
-                }
-            }
-            e
-        })
-        .collect()
-}
-
-fn codec(format: &str) -> Codec {
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&format!(
-        "wire:\n  input:\n    format: {format}\n    default_schema_id: 1\n"
-    ))
-    .unwrap();
-    let settings = KafkaSettings::from_section(Some(&yaml), Vec::new()).unwrap();
-    Codec::from_settings(&settings).unwrap()
-}
 
 fn bench(c: &mut Criterion) {
     for (shape, typical) in [("typical", true), ("minimal", false)] {

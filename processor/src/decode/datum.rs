@@ -143,9 +143,34 @@ impl<'a, 'n> Cursor<'a, 'n> {
     }
 
     /// A zigzag varint. Most here are one or two bytes (lengths, counts,
-    /// indexes, small numbers), a timestamp six.
+    /// indexes, small numbers), a timestamp six: one byte is settled by one
+    /// test, up to eight by one load and a few shifts, the rest by a loop.
     #[inline(always)]
     fn long(&mut self) -> Read<i64> {
+        if let Some(&b) = self.rest.first() {
+            if b < 0x80 {
+                self.rest = &self.rest[1..];
+                return Ok(zigzag(u64::from(b)));
+            }
+        }
+        if let Some(&word) = self.rest.first_chunk::<8>() {
+            let word = u64::from_le_bytes(word);
+            // The high bit of a varint's last byte is clear.
+            let ends = !word & 0x8080_8080_8080_8080;
+            if ends != 0 {
+                let bits = ends.trailing_zeros() + 1; // through the last byte
+                let n = (bits / 8) as usize;
+                self.rest = &self.rest[n..];
+                return Ok(zigzag(squeeze(word & (u64::MAX >> (64 - bits)))));
+            }
+        }
+        self.long_slow()
+    }
+
+    /// [`long`](Self::long) for varints longer than eight bytes or near the
+    /// end of the datum: a byte at a time.
+    #[inline(never)]
+    fn long_slow(&mut self) -> Read<i64> {
         let mut n: u64 = 0;
         for (i, &b) in self.rest.iter().take(10).enumerate() {
             if i == 9 && b > 1 {
@@ -154,7 +179,7 @@ impl<'a, 'n> Cursor<'a, 'n> {
             n |= u64::from(b & 0x7f) << (7 * i);
             if b < 0x80 {
                 self.rest = &self.rest[i + 1..];
-                return Ok((n >> 1) as i64 ^ -((n & 1) as i64));
+                return Ok(zigzag(n));
             }
         }
         // Fewer than 10 bytes, and the last says more follow (10 bytes
@@ -168,6 +193,12 @@ impl<'a, 'n> Cursor<'a, 'n> {
         i32::try_from(n).map_err(|_| Fault::Bad(format!("int {n} is out of range").into()))
     }
 
+    /// An `int` count, as `Counts` holds it.
+    #[inline(always)]
+    fn count(&mut self) -> Read<Option<i64>> {
+        self.int().map(|n| Some(i64::from(n)))
+    }
+
     #[inline(always)]
     fn boolean(&mut self) -> Read<bool> {
         match self.byte()? {
@@ -179,7 +210,7 @@ impl<'a, 'n> Cursor<'a, 'n> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn double(&mut self) -> Read<f64> {
         let bytes = self.take(8)?;
         Ok(f64::from_le_bytes(bytes.try_into().expect("8 bytes")))
@@ -200,10 +231,10 @@ impl<'a, 'n> Cursor<'a, 'n> {
     #[inline(always)]
     fn str(&mut self) -> Read<&'a str> {
         let bytes = self.bytes()?;
-        // Ids, names and categories are short and ASCII: an OR of all the
-        // bytes (vectorized, no branch per byte) settles those faster than
-        // the general validator, which takes the rest.
-        if bytes.iter().fold(0, |acc, &b| acc | b) < 0x80 {
+        // Ids, names and categories are short and ASCII: `is_ascii`
+        // settles those faster than the general validator, which takes the
+        // rest.
+        if is_ascii(bytes) {
             // SAFETY: every byte is ASCII, so `bytes` is valid UTF-8.
             return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
         }
@@ -228,34 +259,39 @@ impl<'a, 'n> Cursor<'a, 'n> {
             })
     }
 
-    /// `["null", T]`: `None` for branch 0.
+    /// Whether a `["null", T]` has its value (branch 1), which follows.
     #[inline(always)]
-    fn optional<T>(&mut self, read: impl FnOnce(&mut Self) -> Read<T>) -> Read<Option<T>> {
-        match self.branch(2)? {
-            0 => Ok(None),
-            _ => read(self).map(Some),
-        }
+    fn present(&mut self) -> Read<bool> {
+        Ok(self.branch(2)? == 1)
     }
 
     /// Reads the blocks of an array or map, `item` once per item.
-    #[inline]
+    #[inline(always)]
     fn blocks(&mut self, mut item: impl FnMut(&mut Self) -> Read<()>) -> Read<()> {
         loop {
-            let count = self.long()?;
+            let count = self.block()?;
             if count == 0 {
                 return Ok(());
             }
-            if count < 0 {
-                // A negative count is followed by the block's size in bytes.
-                self.long()?;
-            }
-            for _ in 0..count.unsigned_abs() {
+            for _ in 0..count {
                 item(self)?;
             }
         }
     }
 
-    #[inline]
+    /// The number of items in the next block of an array or map; 0 ends
+    /// it.
+    #[inline(always)]
+    fn block(&mut self) -> Read<u64> {
+        let count = self.long()?;
+        if count < 0 {
+            // A negative count is followed by the block's size in bytes.
+            self.long()?;
+        }
+        Ok(count.unsigned_abs())
+    }
+
+    #[inline(always)]
     fn enum_index(&mut self, symbols: usize) -> Read<usize> {
         let n = self.int()?;
         usize::try_from(n)
@@ -265,6 +301,48 @@ impl<'a, 'n> Cursor<'a, 'n> {
                 Fault::Bad(format!("enum index {n} is out of range ({symbols} symbols)").into())
             })
     }
+}
+
+/// Whether every byte is ASCII, for the short strings of an event: a few
+/// (overlapping) word loads OR-ed together. (An OR over the bytes, which
+/// the compiler vectorizes, spent most of its time in loop set-up and a
+/// tail of 4-byte steps at these lengths.)
+#[inline(always)]
+fn is_ascii(bytes: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let n = bytes.len();
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    match n {
+        0 => true,
+        1..=3 => (bytes[0] | bytes[n / 2] | bytes[n - 1]) < 0x80,
+        4..=7 => (half(0) | half(n - 4)) & 0x8080_8080 == 0,
+        8..=16 => (word(0) | word(n - 8)) & HIGH == 0,
+        _ => {
+            let (words, _) = bytes.as_chunks::<8>();
+            let all = words
+                .iter()
+                .fold(word(n - 8), |acc, w| acc | u64::from_le_bytes(*w));
+            all & HIGH == 0
+        }
+    }
+}
+
+/// A zigzag-encoded varint's value.
+#[inline(always)]
+fn zigzag(n: u64) -> i64 {
+    (n >> 1) as i64 ^ -((n & 1) as i64)
+}
+
+/// The 7-bit groups of a varint of at most eight bytes, little-endian in
+/// `word` (bytes past its end zero), put together: the groups are joined
+/// in pairs, then quads, then all eight.
+#[inline(always)]
+fn squeeze(word: u64) -> u64 {
+    let x = word & 0x7f7f_7f7f_7f7f_7f7f;
+    let x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
+    let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) >> 2);
+    (x & 0x0000_0000_0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) >> 4)
 }
 
 /// Reads one task event datum written with the bundled schema's canonical
@@ -301,49 +379,104 @@ pub(super) fn left_over(n: usize) -> DecodeError {
     ))
 }
 
+/// `field!(c, "name", read)`: the value of the expression `read` (which
+/// reads from `c`, `?` and all) as field `name`, so that an error names
+/// the field. A macro rather than [`Cursor::field`] and a closure: the
+/// closures of the reader below stayed out of line (behind
+/// `FnOnce::call_once` shims), a fifth of its time in a profile.
+macro_rules! field {
+    ($c:ident, $name:literal, $read:expr) => {{
+        $c.field = $name;
+        let value = $read;
+        $c.done = Some($name);
+        value
+    }};
+}
+
 /// Reads the fields into `e` in schema order; the numbers that need a range
 /// check are returned as read.
+#[inline(always)]
 fn fill(c: &mut Cursor<'_, 'static>, e: &mut TaskEvent, spares: &mut Spares) -> Read<Counts> {
-    let count = |c: &mut Cursor| c.int().map(|n| Some(i64::from(n)));
-    c.field("event_id", |c| c.str().map(|s| set(&mut e.event_id, s)))?;
-    c.field("agent_id", |c| c.str().map(|s| set(&mut e.agent_id, s)))?;
-    c.field("task_id", |c| c.str().map(|s| set(&mut e.task_id, s)))?;
-    e.timestamp = c.field("timestamp", Cursor::long)?;
-    e.outcome = c.field("outcome", |c| {
-        c.enum_index(OUTCOMES.len()).map(|i| OUTCOMES[i])
-    })?;
-    let latency_ms = c.field("latency_ms", Cursor::long)?;
-    let tool_calls = c.field("tool_calls", count)?;
-    let policy_violations = c.field("policy_violations", count)?;
-    e.hallucination = c.field("hallucination", |c| c.optional(Cursor::boolean))?;
-    e.intent_met = c.field("intent_met", |c| c.optional(Cursor::boolean))?;
-    let delegation_depth = c.field("delegation_depth", count)?;
-    c.field("evals", |c| {
+    field!(c, "event_id", set(&mut e.event_id, c.str()?));
+    field!(c, "agent_id", set(&mut e.agent_id, c.str()?));
+    field!(c, "task_id", set(&mut e.task_id, c.str()?));
+    e.timestamp = field!(c, "timestamp", c.long()?);
+    e.outcome = field!(c, "outcome", OUTCOMES[c.enum_index(OUTCOMES.len())?]);
+    let latency_ms = field!(c, "latency_ms", c.long()?);
+    let tool_calls = field!(c, "tool_calls", c.count()?);
+    let policy_violations = field!(c, "policy_violations", c.count()?);
+    e.hallucination = field!(
+        c,
+        "hallucination",
+        if c.present()? {
+            Some(c.boolean()?)
+        } else {
+            None
+        }
+    );
+    e.intent_met = field!(
+        c,
+        "intent_met",
+        if c.present()? {
+            Some(c.boolean()?)
+        } else {
+            None
+        }
+    );
+    let delegation_depth = field!(c, "delegation_depth", c.count()?);
+    field!(c, "evals", {
+        // `blocks` spelled out: its closure stayed out of line.
         let mut n = 0;
-        c.blocks(|c| {
-            let category = c.str()?;
-            let passed = c.boolean()?;
-            spares.set_eval(&mut e.evals, n, category, passed);
-            n += 1;
-            Ok(())
-        })?;
+        loop {
+            let count = c.block()?;
+            if count == 0 {
+                break;
+            }
+            for _ in 0..count {
+                let category = c.str()?;
+                let passed = c.boolean()?;
+                spares.set_eval(&mut e.evals, n, category, passed);
+                n += 1;
+            }
+        }
         spares.truncate_evals(&mut e.evals, n);
-        Ok(())
-    })?;
-    c.field("error_type", |c| {
-        let value = c.optional(Cursor::str)?;
+    });
+    field!(c, "error_type", {
+        let value = if c.present()? { Some(c.str()?) } else { None };
         spares.set_optional(&mut e.error_type, value);
-        Ok(())
-    })?;
-    c.field("model", |c| {
-        let value = c.optional(Cursor::str)?;
+    });
+    field!(c, "model", {
+        let value = if c.present()? { Some(c.str()?) } else { None };
         spares.set_optional(&mut e.model, value);
-        Ok(())
-    })?;
-    let tokens_in = c.field("tokens_in", |c| c.optional(Cursor::long))?;
-    let tokens_out = c.field("tokens_out", |c| c.optional(Cursor::long))?;
-    e.cost_usd = c.field("cost_usd", |c| c.optional(Cursor::double))?;
-    c.field("attributes", |c| attributes(c, &mut e.attributes))?;
+    });
+    let tokens_in = field!(
+        c,
+        "tokens_in",
+        if c.present()? { Some(c.long()?) } else { None }
+    );
+    let tokens_out = field!(
+        c,
+        "tokens_out",
+        if c.present()? { Some(c.long()?) } else { None }
+    );
+    e.cost_usd = field!(
+        c,
+        "cost_usd",
+        if c.present()? {
+            Some(c.double()?)
+        } else {
+            None
+        }
+    );
+    field!(c, "attributes", {
+        // No attributes at all (a single 0, the empty map), common enough
+        // to skip the map's walk.
+        if c.rest.first() == Some(&0) && e.attributes.is_empty() {
+            c.rest = &c.rest[1..];
+        } else {
+            attributes(c, &mut e.attributes)?;
+        }
+    });
     Ok(Counts {
         latency_ms,
         tool_calls,
@@ -713,6 +846,50 @@ mod tests {
             avro_message(&overlong),
             "invalid Avro: field `event_id`: a varint overflows 64 bits"
         );
+    }
+
+    #[test]
+    fn ascii_of_every_length_and_position() {
+        for n in 0..80 {
+            let mut bytes = vec![b'a'; n];
+            assert!(is_ascii(&bytes), "{n}");
+            for i in 0..n {
+                bytes[i] = 0x80;
+                assert!(!is_ascii(&bytes), "{n}, {i}");
+                bytes[i] = b'a';
+            }
+        }
+    }
+
+    /// Every varint length, at the end of the datum and before more bytes
+    /// (the one-byte, eight-byte-word and byte-at-a-time paths of `long`).
+    #[test]
+    fn varints_of_every_length() {
+        let mut values = vec![0, 1, -1, i64::MAX, i64::MIN, i64::MAX - 1, i64::MIN + 1];
+        for shift in 1..63 {
+            let p = 1i64 << shift;
+            values.extend([p, p - 1, p + 1, -p, -p - 1, -p + 1]);
+        }
+        for v in values {
+            let mut zz = ((v << 1) ^ (v >> 63)) as u64;
+            let mut bytes = Vec::new();
+            while zz >= 0x80 {
+                bytes.push((zz as u8) | 0x80);
+                zz >>= 7;
+            }
+            bytes.push(zz as u8);
+            let len = bytes.len();
+            for padding in [0, 1, 7, 9] {
+                let mut padded = bytes.clone();
+                padded.resize(len + padding, 0xff);
+                let mut c = Cursor::new(&padded);
+                assert!(matches!(c.long(), Ok(n) if n == v), "{v} + {padding}");
+                assert_eq!(c.rest.len(), padding, "{v} + {padding}");
+            }
+            // Cut short: the bytes run out whichever path reads it.
+            let mut c = Cursor::new(&bytes[..len - 1]);
+            assert!(matches!(c.long(), Err(Fault::Eof)), "{v} cut");
+        }
     }
 
     #[test]

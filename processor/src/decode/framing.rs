@@ -74,6 +74,7 @@ impl<'a> Framing<'a> {
 
     /// Splits `value` as `format` says: [`Framing::detect`] for `auto`; a
     /// forced format refuses any other framing.
+    #[inline]
     pub fn parse(value: &'a [u8], format: InputFormat) -> Result<Self, DecodeError> {
         match format {
             InputFormat::Auto => Self::detect(value),
@@ -84,22 +85,14 @@ impl<'a> Framing<'a> {
     }
 
     /// A Confluent-framed value.
+    #[inline]
     pub fn confluent(value: &'a [u8]) -> Result<Self, DecodeError> {
         match value {
             [CONFLUENT_MAGIC, a, b, c, d, datum @ ..] => Ok(Framing::Confluent {
                 schema_id: u32::from_be_bytes([*a, *b, *c, *d]),
                 datum,
             }),
-            [CONFLUENT_MAGIC, ..] => Err(DecodeError::Framing(format!(
-                "Confluent Avro record of {} bytes: shorter than its {CONFLUENT_HEADER_LEN}-byte \
-                 header (magic byte 0x00, 4-byte schema id)",
-                value.len()
-            ))),
-            _ => Err(not_the_forced_format(
-                value,
-                "the Confluent magic byte 0x00",
-                "confluent",
-            )),
+            _ => Err(not_confluent(value)),
         }
     }
 
@@ -121,6 +114,20 @@ impl<'a> Framing<'a> {
                 "single-object",
             )),
         }
+    }
+}
+
+/// Why `value` is not Confluent-framed (out of line: the job's path inlines
+/// [`Framing::confluent`]).
+#[cold]
+fn not_confluent(value: &[u8]) -> DecodeError {
+    match value {
+        [CONFLUENT_MAGIC, ..] => DecodeError::Framing(format!(
+            "Confluent Avro record of {} bytes: shorter than its {CONFLUENT_HEADER_LEN}-byte \
+             header (magic byte 0x00, 4-byte schema id)",
+            value.len()
+        )),
+        _ => not_the_forced_format(value, "the Confluent magic byte 0x00", "confluent"),
     }
 }
 

@@ -230,6 +230,7 @@ pub(crate) struct Counts {
 impl Counts {
     /// Range-checks the numbers into `event`'s fields; the first bad one
     /// is the error.
+    #[inline(always)]
     pub(crate) fn check_into(self, event: &mut TaskEvent) -> Result<(), InvalidEvent> {
         event.latency_ms = non_negative("latency_ms", self.latency_ms)?;
         event.tool_calls = int("tool_calls", self.tool_calls)?;

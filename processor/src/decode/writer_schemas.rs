@@ -147,12 +147,18 @@ impl WriterSchemas {
 
     /// The decoder for a Confluent schema id. With a registry, the first
     /// lookup of an id may block for one request (up to `registry.timeout`).
+    #[inline]
     pub fn by_id(&mut self, id: u32) -> Result<&AvroDatumDecoder, DecodeError> {
         if let Some((last, index)) = self.last_id {
             if last == id {
                 return Ok(&self.decoders[index]);
             }
         }
+        self.by_id_uncached(id)
+    }
+
+    /// [`by_id`](Self::by_id) for another id than the last.
+    fn by_id_uncached(&mut self, id: u32) -> Result<&AvroDatumDecoder, DecodeError> {
         let index = match self.by_id.get(&id) {
             Some(&index) => index,
             None => self.fetch(id)?,
