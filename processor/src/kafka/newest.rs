@@ -22,8 +22,11 @@ pub struct Newest {
     /// Compacted topic → key → (send sequence number, record).
     /// The record is shared with the producer's handle on it: tracking a
     /// snapshot copies no bytes but its key.
-    by_topic: HashMap<String, HashMap<Vec<u8>, (u64, Arc<OutRecord>)>>,
+    by_topic: HashMap<String, ByKey>,
 }
+
+/// Key → (send sequence number, record) of one compacted topic.
+type ByKey = HashMap<Vec<u8>, (u64, Arc<OutRecord>)>;
 
 impl Newest {
     /// Tracks the records of these topics; others pass untracked.
