@@ -31,8 +31,11 @@
 //! (20; 0 skips (c)), `BREAKWATER_BENCH_E2E_MEM_AGENTS` (1000000; 0 skips
 //! (d)), `BREAKWATER_BENCH_E2E_LATENCY_RATE` (background events/s of (c);
 //! default half of (b)'s rate), `BREAKWATER_BENCH_E2E_FETCH_WAIT_MS` (the
-//! job consumer's `fetch.wait.max.ms`; default the job's, 10 ms). Needs
-//! `TANSU_BIN` or `deploy/tansu/install.sh`.
+//! job consumer's `fetch.wait.max.ms`; default the job's, 10 ms),
+//! `BREAKWATER_BENCH_E2E_FORMAT` (`json`, the default, or `avro`: the
+//! input of (a),(b) as Avro with Confluent framing, schema id 1 = the
+//! bundled schema; (c) stays JSON). Needs `TANSU_BIN` or
+//! `deploy/tansu/install.sh`.
 
 #[path = "../tests/support/kafka.rs"]
 #[allow(dead_code)]
@@ -204,6 +207,26 @@ fn bare_consumer(bootstrap: &str, n: u64) -> Timing {
     }
 }
 
+/// Whether (a),(b) read Avro (Confluent framing, schema id 1) or JSON.
+fn avro_input() -> bool {
+    match std::env::var("BREAKWATER_BENCH_E2E_FORMAT").as_deref() {
+        Err(_) | Ok("json") => false,
+        Ok("avro") => true,
+        Ok(other) => panic!("BREAKWATER_BENCH_E2E_FORMAT is {other:?}: allowed are json, avro"),
+    }
+}
+
+/// One input record value of (a),(b).
+fn encode(e: &TaskEvent, avro: bool) -> Vec<u8> {
+    if avro {
+        let mut v = vec![0, 0, 0, 0, 1];
+        v.extend(breakwater::decode::encode_avro_datum(e));
+        v
+    } else {
+        serde_json::to_vec(e).unwrap()
+    }
+}
+
 fn job_settings(bootstrap: &str, input: &str) -> KafkaSettings {
     let yaml: serde_yaml::Value = serde_yaml::from_str(&format!(
         r#"
@@ -213,6 +236,8 @@ partitions: {PARTITIONS}
 topics:
   events: {input}
   snapshots: {}
+wire:
+  input: {{format: auto, default_schema_id: 1}}
 consumer_properties:
   session.timeout.ms: 2000
   heartbeat.interval.ms: 500
@@ -575,18 +600,20 @@ fn main() {
     let mut rng = Rng(1);
     let now = wall_ms();
     let mut bytes = 0usize;
+    let avro = avro_input();
     for k in 0..n {
         let agent = format!("agent-{}", rng.next() % agents);
         let t = now - 3_600_000 + (k as i64 * 3_600_000) / n as i64;
         let e = event(&mut rng, k, agent, t);
-        let payload = serde_json::to_vec(&e).unwrap();
+        let payload = encode(&e, avro);
         bytes += payload.len();
         send(&p, INPUT, &e.agent_id, &payload);
     }
     p.flush(Duration::from_secs(300)).expect("flush");
     drop(p);
     println!(
-        "setup: produced {n} JSON events ({agents} agents, {PARTITIONS} partitions, avg {} B, lz4) in {:.1} s",
+        "setup: produced {n} {} events ({agents} agents, {PARTITIONS} partitions, avg {} B, lz4) in {:.1} s",
+        if avro { "Avro (Confluent framing)" } else { "JSON" },
         bytes / n as usize,
         t0.elapsed().as_secs_f64()
     );
@@ -660,7 +687,10 @@ fn main() {
     });
 
     println!("\n===== e2e report =====");
-    println!("events {n}, agents {agents}, partitions {PARTITIONS}, JSON input");
+    println!(
+        "events {n}, agents {agents}, partitions {PARTITIONS}, {} input",
+        if avro_input() { "Avro" } else { "JSON" }
+    );
     for (i, (a, b)) in rows.iter().enumerate() {
         println!(
             "round {}: bare consumer {a:.0}/s | breakwater {b:.0}/s | ratio {:.1} % (target >= 90 %)",
