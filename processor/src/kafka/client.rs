@@ -102,6 +102,10 @@ pub fn client_config(settings: &KafkaSettings, role: Role, instance: &str) -> Cl
             c.set("max.partition.fetch.bytes", "16777216");
             c.set("fetch.max.bytes", "67108864");
             c.set("queued.max.messages.kbytes", "262144");
+            // Past those limits, fetch again after 10 ms, not librdkafka's
+            // 1 s: the restore drains its queue far faster than that (see
+            // the group consumer below).
+            c.set("fetch.queue.backoff.ms", "10");
         }
         Role::Group | Role::Table => {
             c.set("auto.offset.reset", "earliest");
