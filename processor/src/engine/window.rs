@@ -160,11 +160,16 @@ impl<B: Bucket> SlidingWindow<B> {
             return (self.head, self.head_slot as usize);
         }
         let idx = t.div_euclid(self.width_ms);
+        (idx, self.slot_of(idx) as usize)
+    }
+
+    /// `idx mod N`. Near the head (the usual case: a later bucket of the
+    /// same window) it follows from the head's slot with no division; a
+    /// division costs tens of cycles and this runs for every window of
+    /// every event.
+    #[inline]
+    fn slot_of(&self, idx: i64) -> u32 {
         let n = self.n();
-        // Near the head (the usual case: a later bucket of the same
-        // window), the slot follows from the head's with no second
-        // division; a division costs tens of cycles and this runs for every
-        // window of every event.
         let slot = match idx.checked_sub(self.head) {
             Some(d) if self.head != i64::MIN && d > -n && d < n => {
                 let s = i64::from(self.head_slot) + d;
@@ -178,21 +183,14 @@ impl<B: Bucket> SlidingWindow<B> {
             }
             _ => idx.rem_euclid(n),
         };
-        (idx, slot as usize)
+        slot as u32
     }
 
     fn advance_to_bucket(&mut self, idx: i64) {
-        let n = self.n();
         let old = self.head;
-        let all = old == i64::MIN || idx - old >= n;
+        let all = old == i64::MIN || idx - old >= self.n();
         let bits = self.expiring(idx);
-        self.head_slot = if all {
-            idx.rem_euclid(n) as u32
-        } else {
-            // Same as `idx mod n` without the division: old's slot, moved on.
-            let slot = i64::from(self.head_slot) + (idx - old);
-            (if slot >= n { slot - n } else { slot }) as u32
-        };
+        self.head_slot = self.slot_of(idx);
         self.head = idx;
         if self.ring.live() == 0 {
             return;
