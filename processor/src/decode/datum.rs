@@ -393,6 +393,18 @@ macro_rules! field {
     }};
 }
 
+/// `optional!(c, read)`: a `["null", T]` union, `None` or `Some` of the
+/// expression `read`. A macro for the same reason as `field!`.
+macro_rules! optional {
+    ($c:ident, $read:expr) => {
+        if $c.present()? {
+            Some($read)
+        } else {
+            None
+        }
+    };
+}
+
 /// Reads the fields into `e` in schema order; the numbers that need a range
 /// check are returned as read.
 #[inline(always)]
@@ -405,24 +417,8 @@ fn fill(c: &mut Cursor<'_, 'static>, e: &mut TaskEvent, spares: &mut Spares) -> 
     let latency_ms = field!(c, "latency_ms", c.long()?);
     let tool_calls = field!(c, "tool_calls", c.count()?);
     let policy_violations = field!(c, "policy_violations", c.count()?);
-    e.hallucination = field!(
-        c,
-        "hallucination",
-        if c.present()? {
-            Some(c.boolean()?)
-        } else {
-            None
-        }
-    );
-    e.intent_met = field!(
-        c,
-        "intent_met",
-        if c.present()? {
-            Some(c.boolean()?)
-        } else {
-            None
-        }
-    );
+    e.hallucination = field!(c, "hallucination", optional!(c, c.boolean()?));
+    e.intent_met = field!(c, "intent_met", optional!(c, c.boolean()?));
     let delegation_depth = field!(c, "delegation_depth", c.count()?);
     field!(c, "evals", {
         // `blocks` spelled out: its closure stayed out of line.
@@ -442,32 +438,16 @@ fn fill(c: &mut Cursor<'_, 'static>, e: &mut TaskEvent, spares: &mut Spares) -> 
         spares.truncate_evals(&mut e.evals, n);
     });
     field!(c, "error_type", {
-        let value = if c.present()? { Some(c.str()?) } else { None };
+        let value = optional!(c, c.str()?);
         spares.set_optional(&mut e.error_type, value);
     });
     field!(c, "model", {
-        let value = if c.present()? { Some(c.str()?) } else { None };
+        let value = optional!(c, c.str()?);
         spares.set_optional(&mut e.model, value);
     });
-    let tokens_in = field!(
-        c,
-        "tokens_in",
-        if c.present()? { Some(c.long()?) } else { None }
-    );
-    let tokens_out = field!(
-        c,
-        "tokens_out",
-        if c.present()? { Some(c.long()?) } else { None }
-    );
-    e.cost_usd = field!(
-        c,
-        "cost_usd",
-        if c.present()? {
-            Some(c.double()?)
-        } else {
-            None
-        }
-    );
+    let tokens_in = field!(c, "tokens_in", optional!(c, c.long()?));
+    let tokens_out = field!(c, "tokens_out", optional!(c, c.long()?));
+    e.cost_usd = field!(c, "cost_usd", optional!(c, c.double()?));
     field!(c, "attributes", {
         // No attributes at all (a single 0, the empty map), common enough
         // to skip the map's walk.
