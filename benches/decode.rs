@@ -42,7 +42,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 #[path = "decode_records.rs"]
 mod records;
-use records::{codec, events, RECORDS};
+use records::{codec, confluent, events, RECORDS};
 
 /// Slots of a full batch at the default `kafka.max_batch`.
 const BATCH: usize = 10_000;
@@ -51,14 +51,7 @@ fn bench(c: &mut Criterion) {
     for (shape, typical) in [("typical", true), ("minimal", false)] {
         let events = events(typical);
         let datums: Vec<Vec<u8>> = events.iter().map(encode_avro_datum).collect();
-        let confluent: Vec<Vec<u8>> = datums
-            .iter()
-            .map(|d| {
-                let mut v = vec![0, 0, 0, 0, 1];
-                v.extend_from_slice(d);
-                v
-            })
-            .collect();
+        let confluent: Vec<Vec<u8>> = datums.iter().map(|d| confluent(d)).collect();
         let single: Vec<Vec<u8>> = datums
             .iter()
             .map(|d| {

@@ -15,7 +15,7 @@ use breakwater::decode::{empty_event, encode_avro_datum};
 
 #[path = "decode_records.rs"]
 mod records;
-use records::{codec, events, RECORDS};
+use records::{codec, confluent, events, RECORDS};
 
 fn main() {
     // `cargo bench` adds `--bench`; the first number is the rounds.
@@ -28,11 +28,7 @@ fn main() {
         let events = events(typical);
         let records: Vec<Vec<u8>> = events
             .iter()
-            .map(|e| {
-                let mut v = vec![0, 0, 0, 0, 1];
-                v.extend(encode_avro_datum(e));
-                v
-            })
+            .map(|e| confluent(&encode_avro_datum(e)))
             .collect();
         let mut codec = codec("confluent");
         let mut slot = empty_event();

@@ -3,6 +3,7 @@
 //! latencies and outcomes), and the job's codec for a wire format.
 
 use breakwater::config::KafkaSettings;
+use breakwater::decode::framing::confluent_header;
 use breakwater::event::{Eval, Outcome, TaskEvent};
 use breakwater::kafka::codec::Codec;
 
@@ -60,6 +61,14 @@ pub fn events(typical: bool) -> Vec<TaskEvent> {
             e
         })
         .collect()
+}
+
+/// `datum` behind Confluent framing with schema id 1 (the id `codec` gives
+/// the bundled schema).
+pub fn confluent(datum: &[u8]) -> Vec<u8> {
+    let mut v = confluent_header(1).to_vec();
+    v.extend_from_slice(datum);
+    v
 }
 
 /// The job's codec for `kafka.wire.input.format: <format>`, schema id 1.

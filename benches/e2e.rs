@@ -219,7 +219,7 @@ fn avro_input() -> bool {
 /// One input record value of (a),(b).
 fn encode(e: &TaskEvent, avro: bool) -> Vec<u8> {
     if avro {
-        let mut v = vec![0, 0, 0, 0, 1];
+        let mut v = breakwater::decode::framing::confluent_header(1).to_vec();
         v.extend(breakwater::decode::encode_avro_datum(e));
         v
     } else {
