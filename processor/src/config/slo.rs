@@ -152,7 +152,15 @@ impl Slo {
     /// assert_eq!(slo.budget_ppb(), 50_000_000);
     /// ```
     pub fn budget_ppb(&self) -> u64 {
-        1_000_000_000 - (self.task_success_rate * 1e9).round() as u64
+        // `f64::round` is a libm call on baseline x86-64 (no SSE4.1), and
+        // this runs several times per event. For x ≥ 0, `x − trunc(x)` is
+        // exact, so this rounds half away from zero exactly as `round`
+        // does; a negative x (a rate outside [0, 1], refused at load)
+        // saturates to 0 either way.
+        let x = self.task_success_rate * 1e9;
+        let whole = x as u64;
+        let rounded = whole + u64::from(x - whole as f64 >= 0.5);
+        1_000_000_000 - rounded
     }
 }
 
@@ -282,5 +290,41 @@ pub fn duration_label(ms: i64) -> String {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::Slo;
+
+    proptest! {
+        /// The hand-rolled rounding agrees with `f64::round` on every
+        /// objective a config can hold, including the halfway cases.
+        #[test]
+        fn budget_ppb_rounds_as_round_does(
+            rate in prop_oneof![0.0f64..=1.0, (0u64..=2_000_000_000).prop_map(|h| h as f64 / 2e9)],
+        ) {
+            let slo = Slo { task_success_rate: rate, ..Slo::default() };
+            let expected = 1_000_000_000 - (rate * 1e9).round() as u64;
+            prop_assert_eq!(slo.budget_ppb(), expected);
+        }
+    }
+
+    #[test]
+    fn budget_ppb_at_the_edges() {
+        for (rate, ppb) in [
+            (0.0, 1_000_000_000),
+            (1.0, 0),
+            (0.95, 50_000_000),
+            (0.999, 1_000_000),
+        ] {
+            let slo = Slo {
+                task_success_rate: rate,
+                ..Slo::default()
+            };
+            assert_eq!(slo.budget_ppb(), ppb, "rate {rate}");
+        }
     }
 }

@@ -211,6 +211,24 @@ impl Agent {
         self.breaker.window().prefetch(t);
     }
 
+    /// Starts loading what the buckets `prefetch` fetched point to: the
+    /// eval counts and the latency samples, each its own heap block (batch
+    /// path; a step after `prefetch`, once those buckets are in cache).
+    pub(crate) fn prefetch_heap(&self, e: &TaskEvent) {
+        let t = e.timestamp;
+        if !e.evals.is_empty() {
+            self.metrics.total().prefetch_evals();
+            if let Some(b) = self.metrics.peek(t) {
+                b.prefetch_evals();
+            }
+        }
+        if e.outcome.is_task() {
+            if let Some(b) = self.latency.peek(t) {
+                b.prefetch_samples();
+            }
+        }
+    }
+
     /// Counts an event and applies every rule it can trigger. `categories`
     /// are the interned categories of `e.evals`; the ones this agent does
     /// not track are overwritten with `UNTRACKED`.
@@ -572,6 +590,11 @@ impl Agent {
         }
     }
 
+    /// Brings `rule` to `wanted`. Inlined for its cheap exits, the common
+    /// cases, taken before the rule's name is built: nothing wanted and
+    /// nothing firing, or firing already at the wanted severity (an agent in
+    /// trouble, event after event). A dozen rules run this per event.
+    #[inline(always)]
     fn apply_rule(
         &mut self,
         ctx: &Ctx,
@@ -581,14 +604,24 @@ impl Agent {
         now: TimestampMs,
         out: &mut Vec<Output>,
     ) {
-        // Cheap exits for the common cases, before the rule's name is
-        // built: nothing wanted and nothing firing, or firing already at the
-        // wanted severity (an agent in trouble, event after event).
         match (self.alerts.severity(rule), wanted) {
-            (None, None) => return,
-            (Some(s), Some(w)) if s == w.severity => return,
-            _ => {}
+            (None, None) => {}
+            (Some(s), Some(w)) if s == w.severity => {}
+            _ => self.change_rule(ctx, rule, value, wanted, now, out),
         }
+    }
+
+    /// [`Agent::apply_rule`] when the alert starts, changes or ends.
+    #[inline(never)]
+    fn change_rule(
+        &mut self,
+        ctx: &Ctx,
+        rule: Rule,
+        value: Option<f64>,
+        wanted: Option<Wanted>,
+        now: TimestampMs,
+        out: &mut Vec<Output>,
+    ) {
         let name = self.rule_name(ctx, rule);
         if let Some(ch) = self
             .alerts

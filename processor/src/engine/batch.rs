@@ -102,7 +102,8 @@ impl Engine {
         out: &mut Vec<Output>,
     ) -> usize {
         // Agent slots are looked up AHEAD events early and the agent's
-        // header fetched; half-way, its buckets for the event's time.
+        // header fetched; half-way, its buckets for the event's time; a
+        // quarter of the way, what those buckets point to.
         const AHEAD: usize = 8;
         let mut slots = [0usize; AHEAD];
         let lookup = |engine: &mut Engine, j: usize, slots: &mut [usize; AHEAD]| {
@@ -119,6 +120,12 @@ impl Engine {
             if near < events.len() {
                 if let Slot::Awake { agent, .. } = &self.agents[slots[near % AHEAD]] {
                     agent.prefetch(&events[near]);
+                }
+            }
+            let next = n + AHEAD / 4;
+            if next < events.len() {
+                if let Slot::Awake { agent, .. } = &self.agents[slots[next % AHEAD]] {
+                    agent.prefetch_heap(&events[next]);
                 }
             }
             let i = slots[n % AHEAD];

@@ -175,6 +175,14 @@ pub type MetricBucket = MetricCounts<u32>;
 /// The budget window's running total.
 pub type MetricTotals = MetricCounts<u64>;
 
+impl<C> MetricCounts<C> {
+    /// Starts loading the eval counts' block (batch path).
+    #[inline]
+    pub(crate) fn prefetch_evals(&self) {
+        super::prefetch::prefetch_addr(self.evals.as_ptr().cast::<u8>());
+    }
+}
+
 impl<C: Count> MetricCounts<C> {
     /// Folds one event in; `categories` are the event's interned eval categories.
     pub fn add(&mut self, e: &TaskEvent, categories: &[u16]) {
@@ -325,6 +333,15 @@ impl LatencyBucket {
         if let Some(sketch) = &self.sketch {
             total.merge(sketch);
         }
+    }
+
+    /// Starts loading the samples' block: its header and the next line,
+    /// where most buckets' samples end (its length is in the header).
+    #[inline]
+    pub(crate) fn prefetch_samples(&self) {
+        let p = self.samples.as_ptr().cast::<u8>();
+        super::prefetch::prefetch_addr(p);
+        super::prefetch::prefetch_addr(p.wrapping_add(64));
     }
 
     /// Records one latency in the bucket and in the window `total`; returns its key.

@@ -17,6 +17,21 @@ pub(crate) fn prefetch<T>(value: &T) {
     let _ = value;
 }
 
+/// Asks the CPU to start loading the cache line at `addr`, which need not
+/// point into a live object: a prefetch never faults, so a heap block's
+/// next line can be asked for before its length is known.
+#[inline(always)]
+pub(crate) fn prefetch_addr(addr: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 never faults and writes nothing, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(addr.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
 /// Prefetches every cache line of `value` (for structs wider than one line).
 #[inline(always)]
 pub(crate) fn prefetch_all<T>(value: &T) {

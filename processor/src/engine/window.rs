@@ -77,6 +77,10 @@ pub struct SlidingWindow<B: Bucket> {
     /// `head mod N`: a sample in the head bucket (the common case for a
     /// busy agent) finds its slot with no division.
     head_slot: u32,
+    /// Where the head bucket's time span ends (exclusive), so that "is `t`
+    /// in the head?" takes no multiplication; `i64::MIN` (nothing is in
+    /// the head) before any head, or if the end is past `i64::MAX`.
+    head_end: TimestampMs,
     /// Bucket `i` lives in slot `i mod N`; a slot is live ⇔ it holds data
     /// for a bucket inside the window.
     ring: Ring<B>,
@@ -104,6 +108,7 @@ impl<B: Bucket> SlidingWindow<B> {
             width_ms,
             head: i64::MIN,
             head_slot: 0,
+            head_end: TimestampMs::MIN,
             ring: Ring::new(n as u32),
             total: B::Total::default(),
         }
@@ -145,12 +150,28 @@ impl<B: Bucket> SlidingWindow<B> {
         }
     }
 
-    /// Whether `t` falls in the head bucket. i128: `head × width` of an
-    /// extreme timestamp may not fit an i64.
+    /// Whether `t` falls in the head bucket `[end − width, end)`. Both
+    /// tests are exact: `end − t` is positive once `t < end`. (The start,
+    /// `head × width`, may be below `i64::MIN`; the end, found from some
+    /// `t' ≥ head × width`, can pass `i64::MAX` only by less than a width,
+    /// and then the sentinel sends every `t` down the dividing path.)
     #[inline]
     fn in_head(&self, t: TimestampMs) -> bool {
-        let since = i128::from(t) - i128::from(self.head) * i128::from(self.width_ms);
-        self.head != i64::MIN && (0..i128::from(self.width_ms)).contains(&since)
+        t < self.head_end && (self.head_end.wrapping_sub(t) as u64) <= self.width_ms as u64
+    }
+
+    /// Makes bucket `idx` (slot `slot`) the head.
+    #[inline]
+    fn set_head(&mut self, idx: i64, slot: u32) {
+        self.head = idx;
+        self.head_slot = slot;
+        self.head_end = if idx == i64::MIN {
+            TimestampMs::MIN
+        } else {
+            // i128: the start may be below i64::MIN while the end is not.
+            let end = (i128::from(idx) + 1) * i128::from(self.width_ms);
+            TimestampMs::try_from(end).unwrap_or(TimestampMs::MIN)
+        };
     }
 
     /// Bucket index and slot of time `t`.
@@ -190,8 +211,7 @@ impl<B: Bucket> SlidingWindow<B> {
         let old = self.head;
         let all = old == i64::MIN || idx - old >= self.n();
         let bits = self.expiring(idx);
-        self.head_slot = self.slot_of(idx);
-        self.head = idx;
+        self.set_head(idx, self.slot_of(idx));
         if self.ring.live() == 0 {
             return;
         }
@@ -260,6 +280,17 @@ impl<B: Bucket> SlidingWindow<B> {
                 bits &= bits - 1;
             }
         }
+    }
+
+    /// The bucket a sample at `t` would land in, if it already holds data
+    /// (batch path: its heap parts can then be fetched ahead).
+    #[inline]
+    pub(crate) fn peek(&self, t: TimestampMs) -> Option<&B> {
+        let (idx, s) = self.locate(t);
+        if idx > self.head || idx <= self.head - self.n() {
+            return None;
+        }
+        self.ring.get(s as u32)
     }
 
     /// The buckets holding data, oldest first, with their start times.
@@ -356,8 +387,10 @@ impl<B: Bucket> SlidingWindow<B> {
     ) -> Option<Self> {
         let mut w = Self::new(window_ms, buckets);
         let n = w.n();
-        w.head = head.unwrap_or(i64::MIN);
-        w.head_slot = head.map_or(0, |h| h.rem_euclid(n) as u32);
+        w.set_head(
+            head.unwrap_or(i64::MIN),
+            head.map_or(0, |h| h.rem_euclid(n) as u32),
+        );
         // Listed newest first: filled in slot order instead, each bucket
         // lands at the end of a sparse ring rather than moving the others.
         let mut slots: smallvec::SmallVec<[(u32, B); 8]> = smallvec::SmallVec::new();
@@ -553,6 +586,81 @@ mod tests {
                 n as u64 - 3,
                 "n={n}: two buckets of time later"
             );
+        }
+    }
+
+    /// The head test has no multiplication; near the ends of the `i64`
+    /// range the head's start or end does not fit, and every sample must
+    /// still land in the bucket `t.div_euclid(width)` says, in order or not.
+    #[test]
+    fn extreme_timestamps_land_in_their_bucket() {
+        // Not 1 ms buckets: at i64::MIN their index is the "no head" mark.
+        for width in [2i64, 7, 1000, 1 << 40] {
+            let n = 5;
+            let starts = [
+                i64::MIN,
+                i64::MIN + 1,
+                i64::MIN + width,
+                -1,
+                0,
+                i64::MAX - width,
+                i64::MAX - 1,
+            ];
+            for &start in &starts {
+                let mut w: SlidingWindow<N> = SlidingWindow::new(n * width, n as u32);
+                let mut kept: Vec<TimestampMs> = Vec::new();
+                let mut head: Option<i64> = None;
+                let steps = [
+                    0,
+                    0,
+                    1,
+                    width - 1,
+                    width,
+                    0,
+                    3 * width,
+                    2 * width,
+                    i64::MAX,
+                    i64::MAX - width,
+                ];
+                for step in steps {
+                    let t = start.saturating_add(step);
+                    let idx = t.div_euclid(width);
+                    let newest = head.map_or(idx, |h| h.max(idx));
+                    let inside = |k: &TimestampMs| {
+                        i128::from(k.div_euclid(width)) > i128::from(newest) - i128::from(n)
+                    };
+                    let expect = inside(&t);
+                    assert_eq!(
+                        one(&mut w, t),
+                        expect,
+                        "width {width}, start {start}, t {t}"
+                    );
+                    head = Some(newest);
+                    if expect {
+                        kept.push(t);
+                    }
+                    kept.retain(inside);
+                    kept.sort_unstable();
+                    assert_eq!(
+                        w.total().0,
+                        kept.len() as u64,
+                        "width {width}, start {start}, t {t}"
+                    );
+                    // Counts per bucket, oldest first (a start below
+                    // i64::MIN is not representable, so not compared).
+                    let mut per_bucket: Vec<(i64, u64)> = Vec::new();
+                    for k in &kept {
+                        let b = k.div_euclid(width);
+                        match per_bucket.last_mut() {
+                            Some((i, c)) if *i == b => *c += 1,
+                            _ => per_bucket.push((b, 1)),
+                        }
+                    }
+                    let per_bucket: Vec<u64> = per_bucket.into_iter().map(|(_, c)| c).collect();
+                    let got: Vec<u64> = w.buckets().map(|(_, b)| b.0).collect();
+                    assert_eq!(got, per_bucket, "width {width}, start {start}, t {t}");
+                }
+            }
         }
     }
 }
