@@ -506,7 +506,14 @@ impl Agent {
 
         for (i, rule) in slo.burn_rate.rules.iter().enumerate() {
             let (lw, sw) = ctx.plan.rule_windows[i];
-            let (long, short) = (self.task_counts(lw), self.task_counts(sw));
+            let short = self.task_counts(sw);
+            // No failure in the short window: its burn rate is 0 or none,
+            // never above a factor (> 0), so a rule not firing stays so.
+            // Most events of a healthy fleet end here.
+            if short.failed == 0 && !self.alerts.is_firing(Rule::BurnRate(i as u8)) {
+                continue;
+            }
+            let long = self.task_counts(lw);
             let long_rate = burn_rate(slo, long.tasks, long.failed)
                 .filter(|_| long.tasks >= slo.burn_rate.min_tasks as u64);
             let short_rate = burn_rate(slo, short.tasks, short.failed);
