@@ -2,24 +2,22 @@
 //! task events of one shape, varied like a real stream (ids, agents,
 //! latencies and outcomes), and the job's codec for a wire format.
 
+#[path = "support/rng.rs"]
+mod rng;
+
 use breakwater::config::KafkaSettings;
 use breakwater::decode::framing::confluent_header;
 use breakwater::event::{Eval, Outcome, TaskEvent};
 use breakwater::kafka::codec::Codec;
+use rng::Rng;
 
 pub const RECORDS: usize = 1024;
 
 /// `typical`: UUID ids, one eval, model, tokens, cost (~170 B of Avro);
 /// otherwise the required fields only.
 pub fn events(typical: bool) -> Vec<TaskEvent> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut next = move || rng.next_u64();
     (0..RECORDS)
         .map(|i| {
             let r = next();

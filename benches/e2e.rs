@@ -40,6 +40,8 @@
 #[path = "../tests/support/kafka.rs"]
 #[allow(dead_code)]
 mod kafka;
+#[path = "support/rng.rs"]
+mod rng;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +56,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rng::Rng;
 
 // The job runs in this process: give it the `breakwater` binary's allocator.
 #[global_allocator]
@@ -78,23 +81,10 @@ fn wall_ms() -> TimestampMs {
         .as_millis() as TimestampMs
 }
 
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 /// A realistic event: 1.5 % FAILURE, 0.4 % TIMEOUT, latency 0.1–10 s, one
 /// eval on half of the tasks, model and tokens.
 fn event(rng: &mut Rng, seq: u64, agent: String, t: TimestampMs) -> TaskEvent {
-    let r = rng.next();
+    let r = rng.next_u64();
     let outcome = match r % 1000 {
         0..=14 => Outcome::Failure,
         15..=18 => Outcome::Timeout,
@@ -419,7 +409,7 @@ fn latency(broker: &kafka::Broker, rate: f64, secs: u64) -> Latency {
         }
         let due = ((tick + 1) as f64 * per_ms) as u64;
         while background < due {
-            let agent = format!("bg-{}", rng.next() % 10_000);
+            let agent = format!("bg-{}", rng.next_u64() % 10_000);
             let mut e = event(&mut rng, background, agent, wall_ms());
             e.outcome = Outcome::Success;
             e.error_type = None;
@@ -563,7 +553,11 @@ fn memory(agents: u64) -> (u64, u64, f64) {
     let t0 = Instant::now();
     for k in 0..total {
         // Every agent once in the first pass, then uniformly at random.
-        let a = if k < agents { k } else { rng.next() % agents };
+        let a = if k < agents {
+            k
+        } else {
+            rng.next_u64() % agents
+        };
         let t = start + (k as i64 * DAY_MS) / total as i64;
         chunk.push(event(&mut rng, k, format!("agent-{a}"), t));
         if chunk.len() == 4096 || k + 1 == total {
@@ -602,7 +596,7 @@ fn main() {
     let mut bytes = 0usize;
     let avro = avro_input();
     for k in 0..n {
-        let agent = format!("agent-{}", rng.next() % agents);
+        let agent = format!("agent-{}", rng.next_u64() % agents);
         let t = now - 3_600_000 + (k as i64 * 3_600_000) / n as i64;
         let e = event(&mut rng, k, agent, t);
         let payload = encode(&e, avro);

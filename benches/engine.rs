@@ -31,6 +31,9 @@
 //!   dormant (`EngineOptions::dormant_after_ms`, default 5 min; `off`
 //!   keeps every agent awake).
 
+#[path = "support/rng.rs"]
+mod rng;
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -44,6 +47,7 @@ use breakwater::engine::{Clock, Engine, EngineOptions};
 use breakwater::event::{Eval, Outcome, TaskEvent, TimestampMs};
 use breakwater::output::Output;
 use criterion::{Criterion, Throughput};
+use rng::{mix, Rng};
 
 // ---------------------------------------------------------------------------
 // Heap accounting: a pass-through allocator that counts live bytes while on.
@@ -111,44 +115,6 @@ fn rss_bytes() -> u64 {
         .and_then(|p| p.parse().ok())
         .expect("statm's second field");
     pages * 4096
-}
-
-// ---------------------------------------------------------------------------
-// A small seeded RNG (SplitMix64): no dependency, same stream everywhere.
-
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix(self.0)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    /// Uniform in [0, n).
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-
-    /// Standard normal (Box–Muller).
-    fn normal(&mut self) -> f64 {
-        let (u1, u2) = (1.0 - self.unit(), self.unit());
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 // ---------------------------------------------------------------------------

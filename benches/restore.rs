@@ -17,6 +17,9 @@
 //! Run: `cargo bench --bench restore`. `BREAKWATER_BENCH_RESTORE_AGENTS=N`
 //! changes the size of the big restore (default 1 000 000).
 
+#[path = "support/rng.rs"]
+mod rng;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,27 +29,11 @@ use breakwater::engine::{Clock, Engine};
 use breakwater::event::{Eval, Outcome, TaskEvent, TimestampMs};
 use breakwater::output::SnapshotTrigger;
 use criterion::{Criterion, Throughput};
+use rng::Rng;
 
 /// 2026-12-01T00:00:00Z.
 const START: TimestampMs = 1_796_083_200_000;
 const DAY_MS: i64 = 86_400_000;
-
-/// SplitMix64: a seeded stream, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-}
 
 /// One task of the mix of `benches/engine.rs`: ~2 % failed, log-normal-ish
 /// latency around 2.5 s, a few tool calls, half with one of three evals.

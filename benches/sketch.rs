@@ -19,25 +19,23 @@
 //!
 //! Run: `cargo bench -p breakwater --bench sketch`.
 
+#[path = "support/rng.rs"]
+mod rng;
+
 use std::hint::black_box;
 
 use breakwater::engine::sketch::LatencySketch;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use rng::Rng;
 
 const PER_BUCKET: usize = 42;
 const BUCKETS: usize = 12;
 
 /// Deterministic log-normal latencies (SplitMix64 + Box–Muller).
 fn latencies(n: usize) -> Vec<u64> {
-    let mut state = 0x5EED_u64;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        // Uniform in (0, 1].
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 + f64::EPSILON
-    };
+    let mut rng = Rng(0x5EED);
+    // Uniform in (0, 1].
+    let mut next = move || rng.unit() + f64::EPSILON;
     (0..n)
         .map(|_| {
             let normal = (-2.0 * next().ln()).sqrt() * (std::f64::consts::TAU * next()).cos();
