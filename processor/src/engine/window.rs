@@ -278,7 +278,7 @@ impl<B: Bucket> SlidingWindow<B> {
     #[inline]
     pub(crate) fn peek(&self, t: TimestampMs) -> Option<&B> {
         let (idx, s) = self.locate(t);
-        if idx > self.head || idx <= self.head - self.n() {
+        if idx > self.head || idx <= self.head.saturating_sub(self.n()) {
             return None;
         }
         self.ring.get(s as u32)
@@ -299,7 +299,11 @@ impl<B: Bucket> SlidingWindow<B> {
         };
         (first..=last).filter_map(move |i| {
             let s = i.rem_euclid(n) as u32;
-            self.ring.get(s).map(|b| (i * self.width_ms, b))
+            // Saturating: at the very start of the i64 range a bucket can
+            // begin before i64::MIN; it is reported as starting there.
+            self.ring
+                .get(s)
+                .map(|b| (i.saturating_mul(self.width_ms), b))
         })
     }
 
