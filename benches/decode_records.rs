@@ -9,7 +9,7 @@ use breakwater::config::KafkaSettings;
 use breakwater::decode::framing::confluent_header;
 use breakwater::event::{Eval, Outcome, TaskEvent};
 use breakwater::kafka::codec::Codec;
-use rng::Rng;
+use rng::{uuid, Rng};
 
 pub const RECORDS: usize = 1024;
 
@@ -21,14 +21,7 @@ pub fn events(typical: bool) -> Vec<TaskEvent> {
     (0..RECORDS)
         .map(|i| {
             let r = next();
-            let id = format!(
-                "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-                r as u32,
-                (r >> 32) as u16,
-                (r >> 48) & 0xfff,
-                i & 0xfff,
-                next() & 0xffff_ffff_ffff
-            );
+            let id = uuid(r, i as u64, next() & 0xffff_ffff_ffff);
             let outcome = match r % 100 {
                 0 | 1 => Outcome::Failure,
                 2 => Outcome::Timeout,

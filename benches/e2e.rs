@@ -56,7 +56,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use rng::Rng;
+use rng::{uuid, Rng};
 
 // The job runs in this process: give it the `breakwater` binary's allocator.
 #[global_allocator]
@@ -90,14 +90,7 @@ fn event(rng: &mut Rng, seq: u64, agent: String, t: TimestampMs) -> TaskEvent {
         15..=18 => Outcome::Timeout,
         _ => Outcome::Success,
     };
-    let id = format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        r as u32,
-        (r >> 32) as u16,
-        (r >> 48) & 0xfff,
-        seq & 0xfff,
-        seq
-    );
+    let id = uuid(r, seq, seq);
     let mut e = TaskEvent::new(id, agent, t, outcome);
     e.latency_ms = if outcome == Outcome::Timeout {
         60_000

@@ -45,3 +45,16 @@ pub fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
+
+/// A UUID-shaped id (version 4 layout, 36 characters): random bits `r`,
+/// then a 12-bit `clock` field (masked here) and a 48-bit `node`.
+pub fn uuid(r: u64, clock: u64, node: u64) -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        r as u32,
+        (r >> 32) as u16,
+        (r >> 48) & 0xfff,
+        clock & 0xfff,
+        node
+    )
+}
