@@ -32,6 +32,8 @@
 //! (d)), `BREAKWATER_BENCH_E2E_LATENCY_RATE` (background events/s of (c);
 //! default half of (b)'s rate), `BREAKWATER_BENCH_E2E_FETCH_WAIT_MS` (the
 //! job consumer's `fetch.wait.max.ms`; default the job's, 10 ms),
+//! `BREAKWATER_BENCH_E2E_THREADS` (the jobs' `kafka.processing_threads`;
+//! default the job's, one per core),
 //! `BREAKWATER_BENCH_E2E_FORMAT` (`json`, the default, or `avro`: the
 //! input of (a),(b) as Avro with Confluent framing, schema id 1 = the
 //! bundled schema; (c) stays JSON). Needs `TANSU_BIN` or
@@ -154,10 +156,16 @@ impl Timing {
     }
 }
 
-/// (a): a bare consumer in a fresh group reads `n` records.
+/// (a): a bare consumer in a fresh group reads `n` records. It fetches as
+/// the job's group consumer does (`processor/src/kafka/client.rs`): with
+/// librdkafka's 1 s `fetch.queue.backoff.ms` its rate swung from 0.25 to
+/// 1.3 M events/s between runs, depending on whether its queue ever passed
+/// `queued.min.messages`; the baseline is the fastest plain reader.
 fn bare_consumer(bootstrap: &str, n: u64) -> Timing {
     let consumer: BaseConsumer = kafka::consumer_config(bootstrap, &kafka::unique_group("bare"))
         .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "10")
+        .set("fetch.queue.backoff.ms", "10")
         .create()
         .expect("consumer");
     let t0 = Instant::now();
@@ -221,7 +229,7 @@ topics:
   snapshots: {}
 wire:
   input: {{format: auto, default_schema_id: 1}}
-consumer_properties:
+{}consumer_properties:
   session.timeout.ms: 2000
   heartbeat.interval.ms: 500
 {}
@@ -230,6 +238,9 @@ consumer_properties:
         // A snapshots topic per job: a fresh group must start from nothing,
         // not restore an earlier round's agents (and skip their events).
         kafka::unique_group("bench.snapshots"),
+        std::env::var("BREAKWATER_BENCH_E2E_THREADS")
+            .map(|n| format!("processing_threads: {n}\n"))
+            .unwrap_or_default(),
         std::env::var("BREAKWATER_BENCH_E2E_FETCH_WAIT_MS")
             .map(|ms| format!("  fetch.wait.max.ms: {ms}"))
             .unwrap_or_default()

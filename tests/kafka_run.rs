@@ -10,7 +10,11 @@ use breakwater::decode::framing::confluent_header;
 use breakwater::event::{Outcome, TaskEvent};
 use breakwater::kafka::dead_letter::{REASON_HEADER, SOURCE_OFFSET_HEADER};
 use breakwater::kafka::JobStatus;
-use support::job::{event, json_of, now_ms, RunningJob, Watch};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde_json::Value;
+use support::job::{assigned, event, json_of, now_ms, poll_into, RunningJob, Watch, TIMEOUT};
 use support::kafka::{Broker, Record};
 
 #[test]
@@ -228,4 +232,143 @@ fn a_restarted_job_restores_its_agents_before_it_reports_ready() {
                 .any(|r| r.key_str() == *a && json_of(r)["tasks"] == 11)
         })
     });
+}
+
+/// `kafka.processing_threads` changes how fast, never what: the same input
+/// run by a job with one thread and by one with two gives the same breaker
+/// transitions and alerts, record for record, and the same last snapshot
+/// of every agent. Timers on event time, so nothing depends on the wall
+/// clock; the input is all there before the jobs start, so their batches
+/// are big and span the partitions, and the two-thread job must have run
+/// some side by side.
+#[test]
+fn processing_threads_change_nothing_but_speed() {
+    const AGENTS: i64 = 60;
+    const PER_AGENT: i64 = 100;
+    let broker = Broker::start();
+    let t0 = now_ms() - 3 * 3_600_000;
+    let mut events = Vec::new();
+    for j in 0..PER_AGENT {
+        for i in 0..AGENTS {
+            // Every third agent fails for a while (its breaker opens, its
+            // budget burns, alerts fire), then recovers; the rest fail
+            // now and then.
+            let failing = (i % 3 == 0 && (30..55).contains(&j)) || (i + j) % 25 == 0;
+            let outcome = if failing { "FAILURE" } else { "SUCCESS" };
+            events.push(event(
+                &format!("e{i}-{j}"),
+                &format!("agent-{i}"),
+                t0 + j * 10_000 + i,
+                outcome,
+            ));
+        }
+    }
+    let topic = breakwater::config::Topics::default().events;
+    broker.create_topic(&topic, 3, false);
+    broker.produce(&topic, &events);
+
+    let run = |threads: usize| {
+        let extra = format!(
+            "processing_threads: {threads}\ntimers: event_time\ntopics: \
+             {{breaker_state: t{threads}.breaker, alerts: t{threads}.alerts, \
+             snapshots: t{threads}.snapshots, dead_letter: t{threads}.dlq}}"
+        );
+        let job = RunningJob::start_with(&broker.bootstrap(), "{}", &extra);
+        let n = events.len() as u64;
+        job.wait_until("every event counted", |s| JobStatus::get(&s.events) == n);
+        let t = job.settings.topics.clone();
+        let status = job.control.status.clone();
+        // Stopped gracefully: every output is acknowledged, and counted.
+        let sent = job.stop().outputs;
+        let parallel = JobStatus::get(&status.parallel_turns);
+        let topics = [t.breaker_state, t.alerts, t.snapshots];
+        let consumers: Vec<_> = topics
+            .iter()
+            .map(|t| assigned(&broker.bootstrap(), t))
+            .collect();
+        let mut seen: Vec<Vec<Record>> = vec![Vec::new(); topics.len()];
+        // Restore markers on the snapshots topic are not outputs.
+        let outputs = |seen: &[Vec<Record>]| {
+            seen.iter()
+                .flatten()
+                .filter(|r| r.header("breakwater.schema").is_some())
+                .count() as u64
+        };
+        let deadline = Instant::now() + TIMEOUT;
+        while outputs(&seen) < sent {
+            assert!(
+                Instant::now() < deadline,
+                "{threads} thread(s): read {} of the {sent} outputs",
+                outputs(&seen)
+            );
+            // Each consumer while it has records: a poll that finds none
+            // waits 100 ms.
+            for (c, s) in consumers.iter().zip(&mut seen) {
+                let mut before = usize::MAX;
+                while s.len() != before {
+                    before = s.len();
+                    poll_into(c, s);
+                }
+            }
+        }
+        let [transitions, alerts, snapshots] = seen.try_into().unwrap();
+        (
+            parallel,
+            by_agent(&transitions),
+            by_agent(&alerts),
+            last_states(&snapshots),
+        )
+    };
+    let (serial_turns, transitions, alerts, states) = run(1);
+    let (parallel_turns, transitions2, alerts2, states2) = run(2);
+
+    assert_eq!(serial_turns, 0, "one thread never runs side by side");
+    assert!(
+        parallel_turns > 0,
+        "two threads never ran a batch side by side"
+    );
+    let opened = transitions
+        .values()
+        .flatten()
+        .filter(|t| t.contains("\"state\":\"OPEN\""))
+        .count();
+    assert!(
+        opened > 0 && !alerts.is_empty(),
+        "the input must open breakers and fire alerts"
+    );
+    assert_eq!(transitions, transitions2, "breaker transitions");
+    assert_eq!(alerts, alerts2, "alerts");
+    assert_eq!(states.len(), AGENTS as usize);
+    assert_eq!(states, states2, "last snapshots");
+}
+
+/// Each agent's output payloads, in order.
+fn by_agent(records: &[Record]) -> BTreeMap<String, Vec<String>> {
+    let mut all: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in records {
+        all.entry(r.key_str().to_string())
+            .or_default()
+            .push(r.payload_str().to_string());
+    }
+    all
+}
+
+/// Each agent's last snapshot, without its trigger (which checkpoint wrote
+/// it depends on the wall clock), and its status-change snapshots, which
+/// the engine writes as the events arrive.
+fn last_states(records: &[Record]) -> BTreeMap<String, (Value, Vec<Value>)> {
+    let mut all: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
+    for r in records
+        .iter()
+        .filter(|r| r.header("breakwater.schema").is_some())
+    {
+        let mut v = json_of(r);
+        let trigger = v.as_object_mut().unwrap().remove("trigger");
+        let entry = all.entry(r.key_str().to_string()).or_default();
+        if trigger.as_ref().and_then(Value::as_str) == Some("STATUS_CHANGE") {
+            entry.1.push(v.clone());
+        }
+        entry.0 = v;
+    }
+    all
 }

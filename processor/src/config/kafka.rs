@@ -24,6 +24,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 
 use serde::Deserialize;
 
@@ -102,6 +103,9 @@ pub struct KafkaSettings {
     pub snapshot_interval_ms: i64,
     /// Most records taken from the consumer per batch.
     pub max_batch: usize,
+    /// Threads that run a batch's partitions side by side (each partition
+    /// has its own engine); `None`: one per core (`kafka.processing_threads`).
+    pub processing_threads: Option<NonZeroUsize>,
     /// Longest wait for the first record of a batch; also the tick on
     /// which wall-clock timers fire when no record arrives.
     pub poll_interval_ms: i64,
@@ -143,6 +147,7 @@ struct RawKafka {
     replication_factor: Option<i64>,
     snapshot_interval: Option<RawDuration>,
     max_batch: Option<i64>,
+    processing_threads: Option<i64>,
     poll_interval: Option<RawDuration>,
     properties: Option<BTreeMap<String, Scalar>>,
     consumer_properties: Option<BTreeMap<String, Scalar>>,
@@ -223,6 +228,12 @@ impl KafkaSettings {
             },
             snapshot_interval_ms: duration("snapshot_interval", raw.snapshot_interval, 10_000)?,
             max_batch: positive("max_batch", raw.max_batch, 10_000, 1_000_000)? as usize,
+            processing_threads: match raw.processing_threads {
+                None => None,
+                Some(n) => {
+                    NonZeroUsize::new(positive("processing_threads", Some(n), 1, 256)? as usize)
+                }
+            },
             poll_interval_ms: duration("poll_interval", raw.poll_interval, 100)?,
             properties: properties(raw.properties),
             consumer_properties: properties(raw.consumer_properties),
@@ -328,6 +339,7 @@ mod tests {
         assert_eq!((k.create.partitions, k.create.replication_factor), (6, 1));
         assert_eq!((k.snapshot_interval_ms, k.poll_interval_ms), (10_000, 100));
         assert_eq!(k.timers, TimerClock::WallClock);
+        assert_eq!(k.processing_threads, None);
     }
 
     #[test]
@@ -358,6 +370,15 @@ mod tests {
         assert_eq!(
             section("timers: event_time").unwrap().timers,
             TimerClock::EventTime
+        );
+        let e = section("processing_threads: 0").unwrap_err().to_string();
+        assert!(
+            e.contains("kafka.processing_threads: 0") && e.contains("from 1 to 256"),
+            "{e}"
+        );
+        assert_eq!(
+            section("processing_threads: 3").unwrap().processing_threads,
+            NonZeroUsize::new(3)
         );
         let e = section("brokerz: x").unwrap_err().to_string();
         assert!(e.contains("kafka") && e.contains("brokerz"), "{e}");

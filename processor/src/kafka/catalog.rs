@@ -40,6 +40,7 @@ pub fn describe() {
         "breakwater_table_records_refused_total",
         "breakwater_agent_series_omitted_total",
         "breakwater_input_records_total",
+        "breakwater_parallel_turns_total",
     ] {
         metrics::counter!(name).increment(0);
     }
@@ -65,6 +66,10 @@ pub fn describe() {
     describe_counter!(
         "breakwater_events_replayed_total",
         "Events re-read after a restore and skipped: the restored agent already counted them."
+    );
+    describe_counter!(
+        "breakwater_parallel_turns_total",
+        "Batches whose partitions ran side by side on the processing threads (kafka.processing_threads)."
     );
     describe_counter!(
         "breakwater_dead_letters_total",

@@ -2,7 +2,8 @@
 //!
 //! Each turn: take a batch of records (waiting at most `poll_interval` for
 //! the first), decode them (dead-lettering what does not decode), run each
-//! partition's events through its engine, fire the engines' timers (on the
+//! partition's events through its engine (partitions side by side on the
+//! processing threads, see [`super::workers`]), fire the engines' timers (on the
 //! wall clock, so a breaker half-opens on time with no traffic) and send
 //! the outputs. Every `snapshot_interval` a checkpoint snapshots the
 //! changed agents and notes the input offsets; they are committed on the
@@ -23,10 +24,11 @@ use super::codec::{Codec, InputDecoder};
 use super::collector::{Delivery, RecordCollector};
 use super::intake::{Batch, Intake};
 use super::restore::Restorer;
-use super::stream::{Sink, Stream};
+use super::stream::{RecordEncoder, Sink, Stream};
 use super::tables::Tables;
 use super::tasks::GroupContext;
 use super::topics::ensure_topics;
+use super::workers::Workers;
 use super::JobError;
 use crate::config::{KafkaSettings, SloConfig};
 use crate::event::TimestampMs;
@@ -38,6 +40,8 @@ pub struct JobStatus {
     pub records: AtomicU64,
     /// Events counted by an engine.
     pub events: AtomicU64,
+    /// Batches whose partitions ran side by side on the processing threads.
+    pub parallel_turns: AtomicU64,
     pub dead_letters: AtomicU64,
     pub outputs: AtomicU64,
     /// Batches whose offsets were committed.
@@ -181,20 +185,25 @@ pub fn run(
         client_config(settings, Role::Restore, &instance).create_with_context(observed("restore")),
     )?;
     let sink = Sink {
-        topics: settings.topics.clone(),
-        instance: instance.clone(),
-        encoder: output,
+        records: RecordEncoder {
+            topics: settings.topics.clone(),
+            instance: instance.clone(),
+            encoder: output,
+        },
         collector: RecordCollector::new(producer, control.abort.clone()).latest_wins([
             settings.topics.snapshots.clone(),
             settings.topics.breaker_state.clone(),
         ]),
     };
+    let workers = Workers::new(settings.processing_threads)?;
+    tracing::info!(threads = workers.threads(), "processing threads");
     let stream = Arc::new(Mutex::new(Stream::new(
         sink,
         Restorer::new(restore_consumer, &settings.topics.snapshots),
         control.clone(),
         slo,
         settings.timers,
+        workers,
     )));
 
     control.query.attach(stream.clone());

@@ -28,6 +28,7 @@ pub mod stream;
 pub mod tables;
 pub mod tasks;
 pub mod topics;
+pub mod workers;
 
 use rdkafka::error::KafkaError;
 
@@ -64,6 +65,9 @@ pub enum JobError {
     Uncommitted,
     #[error("stopped while the schema registry was unavailable ({0}); uncommitted input will be re-read")]
     RegistryUnavailable(String),
+    /// The processing threads could not be started.
+    #[error("starting the processing threads: {0}")]
+    Threads(String),
 }
 
 impl JobError {

@@ -2,6 +2,13 @@
 //! they share. The job loop feeds it batches; the rebalance callbacks
 //! assign (restore) and revoke (checkpoint) its tasks.
 //!
+//! A batch's tasks run on the processing threads ([`super::workers`]):
+//! each task's events through its engine and what they caused encoded
+//! into records ([`RecordEncoder`]), side by side; the records are then
+//! handed to the collector on the job's thread, task after task in batch
+//! order, as one thread would have. A checkpoint's snapshots are encoded
+//! the same way.
+//!
 //! **Checkpoints make recovery exact without transactions.** Every
 //! snapshot interval (and before a partition is revoked, and at a graceful
 //! stop) a checkpoint snapshots every changed agent — public snapshot in
@@ -41,6 +48,7 @@ use super::job::{Control, JobStatus};
 use super::restore::{rebuild, Restorer, POSITION_HEADER, STATE_HEADER};
 use super::tables::{TableUpdate, Tables};
 use super::tasks::{GroupContext, StreamTask};
+use super::workers::Workers;
 use super::JobError;
 use crate::config::{SeriesBudget, SloConfig, TimerClock, Topics};
 use crate::decode::DecodeError;
@@ -49,30 +57,36 @@ use crate::engine::{Clock, Engine, EngineStats};
 use crate::event::TimestampMs;
 use crate::output::{Output, SnapshotTrigger};
 
-/// Where outputs go: encoded, given headers, handed to the collector.
-pub struct Sink {
+/// How outputs become records: encoded, keyed, given headers. Read-only,
+/// so the processing threads share it (see [`super::workers`]).
+pub struct RecordEncoder {
     pub topics: Topics,
     pub instance: String,
     pub encoder: OutputEncoder,
-    pub collector: RecordCollector,
 }
 
-impl Sink {
-    /// Sends what `engine` (the task of `partition`) produced. Budget
-    /// snapshots carry the agent's engine state and input position, and go
-    /// to the snapshots partition numbered like the input partition.
+/// Records made from outputs, waiting to be sent in order.
+#[derive(Default)]
+pub struct Emitted {
+    records: Vec<OutRecord>,
+    snapshots: SnapshotWrites,
+}
+
+impl RecordEncoder {
+    /// Turns what `engine` (the task of `partition`) produced into records.
+    /// Budget snapshots carry the agent's engine state and input position,
+    /// and go to the snapshots partition numbered like the input partition.
     /// `newest` gives, per agent, the Kafka timestamp a transition or alert
     /// is attributed to (see [`health::newest_record_by_agent`]).
-    fn emit(
-        &mut self,
+    fn encode(
+        &self,
         partition: i32,
         engine: &Engine,
         out: &mut Vec<Output>,
-        status: &JobStatus,
         newest: Option<&HashMap<&str, TimestampMs>>,
+        into: &mut Emitted,
     ) -> Result<(), JobError> {
-        let n = out.len() as u64;
-        let mut snapshots = SnapshotWrites::default();
+        into.records.reserve(out.len());
         for o in out.drain(..) {
             let encoded = self.encoder.encode(&o)?;
             let mut record = OutRecord {
@@ -110,7 +124,7 @@ impl Sink {
                     self.topics.alerts.clone()
                 }
                 Output::BudgetSnapshot(s) => {
-                    snapshots.add(s.trigger);
+                    into.snapshots.add(s.trigger);
                     record.partition = Some(partition);
                     if let (Some(state), Some(position)) = (
                         engine.export_agent(&s.agent_id),
@@ -124,10 +138,42 @@ impl Sink {
                     self.topics.snapshots.clone()
                 }
             };
+            into.records.push(record);
+        }
+        Ok(())
+    }
+}
+
+/// Where outputs go: made into records, handed to the collector.
+pub struct Sink {
+    pub records: RecordEncoder,
+    pub collector: RecordCollector,
+}
+
+impl Sink {
+    /// Encodes and sends what `engine` (the task of `partition`) produced
+    /// (see [`RecordEncoder::encode`]).
+    fn emit(
+        &mut self,
+        partition: i32,
+        engine: &Engine,
+        out: &mut Vec<Output>,
+        status: &JobStatus,
+        newest: Option<&HashMap<&str, TimestampMs>>,
+    ) -> Result<(), JobError> {
+        let mut emitted = Emitted::default();
+        self.records
+            .encode(partition, engine, out, newest, &mut emitted)?;
+        self.send(emitted, status)
+    }
+
+    /// Hands encoded records to the collector, in their order.
+    fn send(&mut self, emitted: Emitted, status: &JobStatus) -> Result<(), JobError> {
+        JobStatus::add(&status.outputs, emitted.records.len() as u64);
+        for record in emitted.records {
             self.collector.send(record)?;
         }
-        snapshots.publish();
-        JobStatus::add(&status.outputs, n);
+        emitted.snapshots.publish();
         Ok(())
     }
 }
@@ -140,6 +186,8 @@ pub struct Stream {
     slo: Arc<SloConfig>,
     timers: TimerClock,
     tasks: BTreeMap<i32, StreamTask>,
+    /// Run a turn's tasks side by side (`kafka.processing_threads`).
+    workers: Workers,
     next_epoch: u64,
     /// Counts changes of `tasks` (assign, revoke), so the poll loop knows
     /// when the epochs it read are out of date.
@@ -165,6 +213,7 @@ impl Stream {
         control: Control,
         slo: Arc<SloConfig>,
         timers: TimerClock,
+        workers: Workers,
     ) -> Self {
         Stream {
             sink,
@@ -173,6 +222,7 @@ impl Stream {
             slo,
             timers,
             tasks: BTreeMap::new(),
+            workers,
             next_epoch: 0,
             task_changes: Arc::default(),
             run_id: random_u64(),
@@ -236,90 +286,55 @@ impl Stream {
         if batch.is_empty() {
             return self.sink.collector.poll();
         }
-        JobStatus::add(&self.control.status.records, batch.records());
+        let status = self.control.status.clone();
+        JobStatus::add(&status.records, batch.records());
         metrics::counter!("breakwater_input_records_total").increment(batch.records());
         // A task revoked (and maybe re-assigned) since its records were
         // taken is not current: they are dropped, its next owner reads them.
-        let current = |s: &Self, b: &PartitionBatch| {
-            s.tasks
-                .get(&b.partition)
-                .is_some_and(|t| t.epoch == b.epoch)
-        };
+        let mut tasks: BTreeMap<i32, &mut StreamTask> =
+            self.tasks.iter_mut().map(|(&p, t)| (p, t)).collect();
+        let mut turns: Vec<TaskTurn> = Vec::with_capacity(tasks.len());
+        for part in batch.parts() {
+            if tasks
+                .get(&part.partition)
+                .is_some_and(|t| t.epoch == part.epoch)
+            {
+                let task = tasks.remove(&part.partition).expect("just found");
+                turns.push(TaskTurn {
+                    part,
+                    task,
+                    emitted: Ok(Emitted::default()),
+                });
+            }
+        }
         // Dead letters go before the engines' outputs, as when decoding
         // happened here.
-        for b in batch.parts() {
-            if current(self, b) {
-                for r in &b.refused {
-                    self.refuse(b.partition, r)?;
-                }
+        for t in &turns {
+            for r in &t.part.refused {
+                refuse(
+                    &mut self.sink,
+                    &mut self.bad_input,
+                    &status,
+                    t.part.partition,
+                    r,
+                )?;
             }
         }
         let clock = if wall { Clock::Held } else { Clock::EventTime };
-        for b in batch.parts() {
-            if current(self, b) {
-                self.process_partition(b, clock, tables)?;
-            }
+        let records = &self.sink.records;
+        let parallel = self.workers.each(
+            &mut turns,
+            |t| t.part.events.len(),
+            |t| t.emitted = t.run(clock, tables, records, &status),
+        );
+        if parallel {
+            JobStatus::add(&status.parallel_turns, 1);
+            metrics::counter!("breakwater_parallel_turns_total").increment(1);
+        }
+        for t in turns {
+            self.sink.send(t.emitted?, &status)?;
         }
         self.sink.collector.poll()
-    }
-
-    /// Sends a record that did not decode to the dead-letter topic.
-    fn refuse(&mut self, partition: i32, r: &Refused) -> Result<(), JobError> {
-        let source = Source {
-            topic: &self.sink.topics.events,
-            partition,
-            offset: r.offset,
-        };
-        metrics::counter!("breakwater_dead_letters_total", "kind" => kind(&r.error)).increment(1);
-        JobStatus::add(&self.control.status.dead_letters, 1);
-        self.bad_input.warn(&r.error, partition, r.offset);
-        let rec = dead_letter(
-            &self.sink.topics.dead_letter,
-            r.key.as_deref(),
-            &r.payload,
-            &r.error,
-            source,
-            &self.sink.instance,
-        );
-        self.sink.collector.send(rec)
-    }
-
-    /// Runs one current task's events through its engine and sends what
-    /// they caused.
-    fn process_partition(
-        &mut self,
-        b: &PartitionBatch,
-        clock: Clock,
-        tables: &Tables,
-    ) -> Result<(), JobError> {
-        let task = self.tasks.get_mut(&b.partition).expect("a current task");
-        if b.next_offset.is_some() {
-            task.next_offset = b.next_offset;
-        }
-        if b.events.is_empty() {
-            return Ok(());
-        }
-        let before = task.engine.stats();
-        let counted = task
-            .engine
-            .process_batch_at(&b.events, &b.offsets, clock, &mut self.out);
-        let after = task.engine.stats();
-        let replayed = after.replayed - before.replayed;
-        JobStatus::add(&self.control.status.events, counted as u64);
-        JobStatus::add(&self.control.status.replayed, replayed);
-        metrics::counter!("breakwater_events_total").increment(counted as u64);
-        metrics::counter!("breakwater_events_replayed_total").increment(replayed);
-        record_skipped(before, after);
-        record_age(&b.stamps);
-        new_agents(task, tables, &mut self.out);
-        let newest = newest_of_caused(&self.out, b);
-        self.sink.emit(
-            b.partition,
-            &task.engine,
-            &mut self.out,
-            &self.control.status,
-            newest.as_ref(),
-        )
     }
 
     /// Snapshots the changed agents of `partitions` (all when `None`),
@@ -403,20 +418,35 @@ impl Stream {
         now: TimestampMs,
     ) -> Result<Vec<DueOffset>, JobError> {
         let wall = self.timers == TimerClock::WallClock;
+        let mut turns: Vec<(i32, &mut StreamTask, Result<Emitted, JobError>)> = self
+            .tasks
+            .iter_mut()
+            .filter(|(p, _)| partitions.is_none_or(|ps| ps.contains(p)))
+            .map(|(&p, task)| (p, task, Ok(Emitted::default())))
+            .collect();
+        let records = &self.sink.records;
+        // Encoding every changed agent's snapshot is most of a checkpoint.
+        self.workers.each(
+            &mut turns,
+            |(_, task, _)| task.engine.len(),
+            |(p, task, emitted)| {
+                let mut out = Vec::new();
+                if wall {
+                    task.engine.advance_to(now, &mut out);
+                }
+                for mut s in task.engine.take_changed_snapshots() {
+                    s.trigger = trigger;
+                    out.push(Output::BudgetSnapshot(Box::new(s)));
+                }
+                let mut e = Emitted::default();
+                *emitted = records
+                    .encode(*p, &task.engine, &mut out, None, &mut e)
+                    .map(|()| e);
+            },
+        );
         let mut due = Vec::new();
-        for (&p, task) in self.tasks.iter_mut() {
-            if partitions.is_some_and(|ps| !ps.contains(&p)) {
-                continue;
-            }
-            if wall {
-                task.engine.advance_to(now, &mut self.out);
-            }
-            for mut s in task.engine.take_changed_snapshots() {
-                s.trigger = trigger;
-                self.out.push(Output::BudgetSnapshot(Box::new(s)));
-            }
-            self.sink
-                .emit(p, &task.engine, &mut self.out, &self.control.status, None)?;
+        for (p, task, emitted) in turns {
+            self.sink.send(emitted?, &self.control.status)?;
             if let Some(offset) = task.commit_due() {
                 due.push(DueOffset {
                     partition: p,
@@ -456,7 +486,7 @@ impl Stream {
         }
         let mut tpl = TopicPartitionList::new();
         for d in &current {
-            let mut elem = tpl.add_partition(&self.sink.topics.events, d.partition);
+            let mut elem = tpl.add_partition(&self.sink.records.topics.events, d.partition);
             elem.set_offset(Offset::Offset(d.offset))
                 .map_err(|e| JobError::kafka("building the commit", e))?;
             elem.set_metadata(d.metadata.as_str());
@@ -618,7 +648,10 @@ impl Stream {
         // Unique across runs too: an instance id (host and pid) repeats,
         // e.g. pid 1 in containers, and an old run's marker must not end
         // this restore early.
-        let marker = format!("{}.{:016x}.{first_epoch}", self.sink.instance, self.run_id);
+        let marker = format!(
+            "{}.{:016x}.{first_epoch}",
+            self.sink.records.instance, self.run_id
+        );
         let control = self.control.clone();
         let (mut saved, report) =
             self.restorer
@@ -646,6 +679,85 @@ impl Stream {
                 (p, task)
             })
             .collect())
+    }
+}
+
+/// Sends a record that did not decode to the dead-letter topic.
+fn refuse(
+    sink: &mut Sink,
+    warnings: &mut BadInputWarnings,
+    status: &JobStatus,
+    partition: i32,
+    r: &Refused,
+) -> Result<(), JobError> {
+    let source = Source {
+        topic: &sink.records.topics.events,
+        partition,
+        offset: r.offset,
+    };
+    metrics::counter!("breakwater_dead_letters_total", "kind" => kind(&r.error)).increment(1);
+    JobStatus::add(&status.dead_letters, 1);
+    warnings.warn(&r.error, partition, r.offset);
+    let rec = dead_letter(
+        &sink.records.topics.dead_letter,
+        r.key.as_deref(),
+        &r.payload,
+        &r.error,
+        source,
+        &sink.records.instance,
+    );
+    sink.collector.send(rec)
+}
+
+/// One current task's share of a turn: run on a processing thread, its
+/// records sent afterwards on the job's thread, in batch order.
+struct TaskTurn<'a> {
+    part: &'a PartitionBatch,
+    task: &'a mut StreamTask,
+    emitted: Result<Emitted, JobError>,
+}
+
+impl TaskTurn<'_> {
+    /// Runs the task's events through its engine and encodes what they
+    /// caused.
+    fn run(
+        &mut self,
+        clock: Clock,
+        tables: &Tables,
+        records: &RecordEncoder,
+        status: &JobStatus,
+    ) -> Result<Emitted, JobError> {
+        let (b, task) = (self.part, &mut *self.task);
+        if b.next_offset.is_some() {
+            task.next_offset = b.next_offset;
+        }
+        let mut emitted = Emitted::default();
+        if b.events.is_empty() {
+            return Ok(emitted);
+        }
+        let mut out = Vec::new();
+        let before = task.engine.stats();
+        let counted = task
+            .engine
+            .process_batch_at(&b.events, &b.offsets, clock, &mut out);
+        let after = task.engine.stats();
+        let replayed = after.replayed - before.replayed;
+        JobStatus::add(&status.events, counted as u64);
+        JobStatus::add(&status.replayed, replayed);
+        metrics::counter!("breakwater_events_total").increment(counted as u64);
+        metrics::counter!("breakwater_events_replayed_total").increment(replayed);
+        record_skipped(before, after);
+        record_age(&b.stamps);
+        new_agents(task, tables, &mut out);
+        let newest = newest_of_caused(&out, b);
+        records.encode(
+            b.partition,
+            &task.engine,
+            &mut out,
+            newest.as_ref(),
+            &mut emitted,
+        )?;
+        Ok(emitted)
     }
 }
 
