@@ -45,7 +45,10 @@ def main():
         if n is None or "smoke" in label:
             continue
         with open(path) as f:
-            ns = json.load(f)["mean"]["point_estimate"]
+            est = json.load(f)
+        # What criterion prints as `time:`: the slope when it sampled
+        # linearly (the engine bench does), else the mean.
+        ns = (est.get("slope") or est["mean"])["point_estimate"]
         series.setdefault(function, []).append((n, 1e9 / ns, label))
     if not series:
         sys.exit(f"no estimates under {CRITERION}: run the engine bench first")

@@ -5,7 +5,7 @@
 //! statistics interval, never per event (see [`super::catalog`] for the
 //! help texts).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use rdkafka::statistics::{Partition, Statistics};
@@ -120,23 +120,30 @@ pub fn trigger_label(t: SnapshotTrigger) -> &'static str {
 /// assert_eq!(by_agent.get("b"), None, "a record without a timestamp");
 /// ```
 ///
-/// Only the agents in `of` (sorted) are looked for: the few with a
-/// transition or an alert in this batch. A map of every agent of a
-/// 10 000-event batch cost ~4 % of the job's CPU.
+/// Only the agents in `of` are looked for: the few with a transition or an
+/// alert in this batch. A map of every agent of a 10 000-event batch cost
+/// ~4 % of the job's CPU; a binary search of `of` per record, string
+/// compare after string compare, still ~3 % when many agents alert; a
+/// hash set of `of` is one hash and probe per record.
 pub fn newest_record_by_agent<'a>(
     events: &'a [TaskEvent],
     stamps: &[Option<TimestampMs>],
     of: &[&str],
-) -> HashMap<&'a str, TimestampMs> {
-    let mut newest = HashMap::with_capacity(of.len());
+) -> NewestByAgent<'a> {
+    let wanted: HashSet<&str, ahash::RandomState> = of.iter().copied().collect();
+    let mut newest = NewestByAgent::with_capacity_and_hasher(of.len(), Default::default());
     for (e, &ts) in events.iter().zip(stamps) {
-        if let Some(ts) = ts.filter(|_| of.binary_search(&e.agent_id.as_str()).is_ok()) {
+        if let Some(ts) = ts.filter(|_| wanted.contains(e.agent_id.as_str())) {
             let at = newest.entry(e.agent_id.as_str()).or_insert(ts);
             *at = (*at).max(ts);
         }
     }
     newest
 }
+
+/// Per agent, the Kafka timestamp a transition or alert is attributed to
+/// (see [`newest_record_by_agent`]).
+pub type NewestByAgent<'a> = HashMap<&'a str, TimestampMs, ahash::RandomState>;
 
 /// Seconds from `from_ms` to `to_ms`, zero if the clocks disagree (a
 /// producer's clock ahead of ours).

@@ -30,7 +30,7 @@
 //! and the graceful stop wait (`flush`), since they must commit before
 //! they return.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,7 +42,7 @@ use super::codec::{OutputEncoder, CONTENT_TYPE_HEADER, INSTANCE_HEADER, SCHEMA_H
 use super::collector::{OutRecord, RecordCollector};
 use super::dead_letter::{dead_letter, kind, Source};
 use super::gauges;
-use super::health::{self, SnapshotWrites};
+use super::health::{self, NewestByAgent, SnapshotWrites};
 use super::intake::{Batch, PartitionBatch, Refused};
 use super::job::{Control, JobStatus};
 use super::restore::{rebuild, Restorer, POSITION_HEADER, STATE_HEADER};
@@ -67,7 +67,7 @@ pub struct RecordEncoder {
 
 /// Records made from outputs, waiting to be sent in order.
 #[derive(Default)]
-pub struct Emitted {
+struct Emitted {
     records: Vec<OutRecord>,
     snapshots: SnapshotWrites,
 }
@@ -83,7 +83,7 @@ impl RecordEncoder {
         partition: i32,
         engine: &Engine,
         out: &mut Vec<Output>,
-        newest: Option<&HashMap<&str, TimestampMs>>,
+        newest: Option<&NewestByAgent>,
         into: &mut Emitted,
     ) -> Result<(), JobError> {
         into.records.reserve(out.len());
@@ -159,7 +159,7 @@ impl Sink {
         engine: &Engine,
         out: &mut Vec<Output>,
         status: &JobStatus,
-        newest: Option<&HashMap<&str, TimestampMs>>,
+        newest: Option<&NewestByAgent>,
     ) -> Result<(), JobError> {
         let mut emitted = Emitted::default();
         self.records
@@ -781,11 +781,8 @@ struct PendingCommit {
 /// Per agent with a transition or an alert in `out`, the Kafka timestamp
 /// of its newest record in `b` (see [`health::newest_record_by_agent`]);
 /// `None` when `out` holds neither, as most batches' outputs do.
-fn newest_of_caused<'a>(
-    out: &[Output],
-    b: &'a PartitionBatch,
-) -> Option<HashMap<&'a str, TimestampMs>> {
-    let mut caused: Vec<&str> = out
+fn newest_of_caused<'a>(out: &[Output], b: &'a PartitionBatch) -> Option<NewestByAgent<'a>> {
+    let caused: Vec<&str> = out
         .iter()
         .filter(|o| !matches!(o, Output::BudgetSnapshot(_)))
         .map(Output::agent_id)
@@ -793,8 +790,6 @@ fn newest_of_caused<'a>(
     if caused.is_empty() {
         return None;
     }
-    caused.sort_unstable();
-    caused.dedup();
     Some(health::newest_record_by_agent(
         &b.events, &b.stamps, &caused,
     ))
