@@ -33,7 +33,8 @@
 //! default half of (b)'s rate), `BREAKWATER_BENCH_E2E_FETCH_WAIT_MS` (the
 //! job consumer's `fetch.wait.max.ms`; default the job's, 10 ms),
 //! `BREAKWATER_BENCH_E2E_THREADS` (the jobs' `kafka.processing_threads`;
-//! default the job's, one per core),
+//! default the job's, one per core), `BREAKWATER_BENCH_E2E_MAX_BATCH`
+//! (the jobs' `kafka.max_batch`; default the job's, 10 000),
 //! `BREAKWATER_BENCH_E2E_FORMAT` (`json`, the default, or `avro`: the
 //! input of (a),(b) as Avro with Confluent framing, schema id 1 = the
 //! bundled schema; (c) stays JSON). Needs `TANSU_BIN` or
@@ -253,7 +254,10 @@ wire:
         kafka::unique_group("bench.snapshots"),
         std::env::var("BREAKWATER_BENCH_E2E_THREADS")
             .map(|n| format!("processing_threads: {n}\n"))
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            + &std::env::var("BREAKWATER_BENCH_E2E_MAX_BATCH")
+                .map(|n| format!("max_batch: {n}\n"))
+                .unwrap_or_default(),
         std::env::var("BREAKWATER_BENCH_E2E_FETCH_WAIT_MS")
             .map(|ms| format!("  fetch.wait.max.ms: {ms}"))
             .unwrap_or_default()

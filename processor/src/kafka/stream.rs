@@ -67,7 +67,7 @@ pub struct RecordEncoder {
 
 /// Records made from outputs, waiting to be sent in order.
 #[derive(Default)]
-struct Emitted {
+pub(crate) struct Emitted {
     records: Vec<OutRecord>,
     snapshots: SnapshotWrites,
 }
@@ -164,16 +164,17 @@ impl Sink {
         let mut emitted = Emitted::default();
         self.records
             .encode(partition, engine, out, newest, &mut emitted)?;
-        self.send(emitted, status)
+        self.send(&mut emitted, status)
     }
 
-    /// Hands encoded records to the collector, in their order.
-    fn send(&mut self, emitted: Emitted, status: &JobStatus) -> Result<(), JobError> {
+    /// Hands encoded records to the collector, in their order, leaving
+    /// `emitted` empty (its buffer kept).
+    fn send(&mut self, emitted: &mut Emitted, status: &JobStatus) -> Result<(), JobError> {
         JobStatus::add(&status.outputs, emitted.records.len() as u64);
-        for record in emitted.records {
+        std::mem::take(&mut emitted.snapshots).publish();
+        for record in emitted.records.drain(..) {
             self.collector.send(record)?;
         }
-        emitted.snapshots.publish();
         Ok(())
     }
 }
@@ -303,7 +304,7 @@ impl Stream {
                 turns.push(TaskTurn {
                     part,
                     task,
-                    emitted: Ok(Emitted::default()),
+                    result: Ok(()),
                 });
             }
         }
@@ -325,14 +326,15 @@ impl Stream {
         let parallel = self.workers.each(
             &mut turns,
             |t| t.part.events.len(),
-            |t| t.emitted = t.run(clock, tables, records, &status),
+            |t| t.result = t.run(clock, tables, records, &status),
         );
         if parallel {
             JobStatus::add(&status.parallel_turns, 1);
             metrics::counter!("breakwater_parallel_turns_total").increment(1);
         }
         for t in turns {
-            self.sink.send(t.emitted?, &status)?;
+            t.result?;
+            self.sink.send(&mut t.task.emitted, &status)?;
         }
         self.sink.collector.poll()
     }
@@ -418,19 +420,19 @@ impl Stream {
         now: TimestampMs,
     ) -> Result<Vec<DueOffset>, JobError> {
         let wall = self.timers == TimerClock::WallClock;
-        let mut turns: Vec<(i32, &mut StreamTask, Result<Emitted, JobError>)> = self
+        let mut turns: Vec<(i32, &mut StreamTask, Result<(), JobError>)> = self
             .tasks
             .iter_mut()
             .filter(|(p, _)| partitions.is_none_or(|ps| ps.contains(p)))
-            .map(|(&p, task)| (p, task, Ok(Emitted::default())))
+            .map(|(&p, task)| (p, task, Ok(())))
             .collect();
         let records = &self.sink.records;
         // Encoding every changed agent's snapshot is most of a checkpoint.
         self.workers.each(
             &mut turns,
             |(_, task, _)| task.engine.len(),
-            |(p, task, emitted)| {
-                let mut out = Vec::new();
+            |(p, task, result)| {
+                let mut out = std::mem::take(&mut task.outputs);
                 if wall {
                     task.engine.advance_to(now, &mut out);
                 }
@@ -438,15 +440,15 @@ impl Stream {
                     s.trigger = trigger;
                     out.push(Output::BudgetSnapshot(Box::new(s)));
                 }
-                let mut e = Emitted::default();
-                *emitted = records
-                    .encode(*p, &task.engine, &mut out, None, &mut e)
-                    .map(|()| e);
+                *result = records.encode(*p, &task.engine, &mut out, None, &mut task.emitted);
+                out.clear();
+                task.outputs = out;
             },
         );
         let mut due = Vec::new();
-        for (p, task, emitted) in turns {
-            self.sink.send(emitted?, &self.control.status)?;
+        for (p, task, result) in turns {
+            result?;
+            self.sink.send(&mut task.emitted, &self.control.status)?;
             if let Some(offset) = task.commit_due() {
                 due.push(DueOffset {
                     partition: p,
@@ -675,6 +677,8 @@ impl Stream {
                     epoch: first_epoch + i as u64,
                     next_offset: None,
                     committed: None,
+                    outputs: Vec::new(),
+                    emitted: Emitted::default(),
                 };
                 (p, task)
             })
@@ -714,28 +718,27 @@ fn refuse(
 struct TaskTurn<'a> {
     part: &'a PartitionBatch,
     task: &'a mut StreamTask,
-    emitted: Result<Emitted, JobError>,
+    result: Result<(), JobError>,
 }
 
 impl TaskTurn<'_> {
     /// Runs the task's events through its engine and encodes what they
-    /// caused.
+    /// caused into the task's [`Emitted`].
     fn run(
         &mut self,
         clock: Clock,
         tables: &Tables,
         records: &RecordEncoder,
         status: &JobStatus,
-    ) -> Result<Emitted, JobError> {
+    ) -> Result<(), JobError> {
         let (b, task) = (self.part, &mut *self.task);
         if b.next_offset.is_some() {
             task.next_offset = b.next_offset;
         }
-        let mut emitted = Emitted::default();
         if b.events.is_empty() {
-            return Ok(emitted);
+            return Ok(());
         }
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut task.outputs);
         let before = task.engine.stats();
         let counted = task
             .engine
@@ -750,14 +753,16 @@ impl TaskTurn<'_> {
         record_age(&b.stamps);
         new_agents(task, tables, &mut out);
         let newest = newest_of_caused(&out, b);
-        records.encode(
+        let encoded = records.encode(
             b.partition,
             &task.engine,
             &mut out,
             newest.as_ref(),
-            &mut emitted,
-        )?;
-        Ok(emitted)
+            &mut task.emitted,
+        );
+        out.clear();
+        task.outputs = out;
+        encoded
     }
 }
 

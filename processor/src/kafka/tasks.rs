@@ -25,9 +25,10 @@ use rdkafka::statistics::Statistics;
 use rdkafka::TopicPartitionList;
 
 use super::client::Observed;
-use super::stream::{clock_of_metadata, Stream};
+use super::stream::{clock_of_metadata, Emitted, Stream};
 use crate::engine::Engine;
 use crate::event::TimestampMs;
+use crate::output::Output;
 
 /// One assigned partition's engine and progress.
 pub struct StreamTask {
@@ -41,6 +42,11 @@ pub struct StreamTask {
     pub next_offset: Option<i64>,
     /// The offset last committed by this task.
     pub committed: Option<i64>,
+    /// A turn's outputs, and the records made of them, kept from turn to
+    /// turn so that their buffers are allocated once: fresh ones each
+    /// batch cost ~4 % of the job's CPU in page faults as they grew.
+    pub(crate) outputs: Vec<Output>,
+    pub(crate) emitted: Emitted,
 }
 
 impl StreamTask {
