@@ -258,7 +258,7 @@ impl<B: Bucket> SlidingWindow<B> {
         let (idx, s) = self.locate(t);
         if idx > self.head {
             self.advance_to_bucket(idx);
-        } else if idx <= self.head - self.n() {
+        } else if self.slid_out(idx) {
             return false;
         }
         apply(self.ring.entry(s as u32), &mut self.total);
@@ -278,10 +278,18 @@ impl<B: Bucket> SlidingWindow<B> {
     #[inline]
     pub(crate) fn peek(&self, t: TimestampMs) -> Option<&B> {
         let (idx, s) = self.locate(t);
-        if idx > self.head || idx <= self.head.saturating_sub(self.n()) {
+        if idx > self.head || self.slid_out(idx) {
             return None;
         }
         self.ring.get(s as u32)
+    }
+
+    /// Whether bucket `idx`, at or before the head, has slid out of the
+    /// window. Saturating: with 1 ms buckets the head can sit within `n`
+    /// of `i64::MIN`.
+    #[inline]
+    fn slid_out(&self, idx: i64) -> bool {
+        idx <= self.head.saturating_sub(self.n())
     }
 
     /// The buckets holding data, oldest first, with their start times.
