@@ -6,28 +6,30 @@
 //! end-to-end bench cannot show on a 2-core machine that also runs the
 //! broker (benches/RESULTS.md §2).
 //!
-//! Events: 10 000 agents (`BREAKWATER_BENCH_THREADS_AGENTS`) at 500 a day
-//! each, spread over 6 partitions (`BREAKWATER_BENCH_THREADS_PARTITIONS`)
+//! Events: the end-to-end bench's (`support/events.rs`), 10 000 agents
+//! (`BREAKWATER_BENCH_THREADS_AGENTS`) at 500 a day each, spread over 6 partitions (`BREAKWATER_BENCH_THREADS_PARTITIONS`)
 //! by agent, event time moving forward turn after turn; each fleet first
 //! takes 6 h of event time untimed. Both fleets see the same events.
 //!
 //! Run: `cargo bench --bench threads` (`cargo test --bench threads`: a
 //! smoke run with 1 000 agents).
 
+#[path = "support/events.rs"]
+mod events;
 #[path = "support/rng.rs"]
 mod rng;
 
-use std::fmt::Write;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use breakwater::config::SloConfig;
 use breakwater::engine::{Clock, Engine};
-use breakwater::event::{Eval, Outcome, TaskEvent, TimestampMs};
+use breakwater::event::{TaskEvent, TimestampMs};
 use breakwater::kafka::workers::Workers;
 use breakwater::output::Output;
 use criterion::{Criterion, Throughput};
+use events::event;
 use rng::{mix, Rng};
 
 #[global_allocator]
@@ -84,8 +86,8 @@ impl Instance {
         }
     }
 
-    /// Files the next turn's events under their agents' partitions,
-    /// overwriting last turn's (as the job's intake reuses its slots).
+    /// Files the next turn's events under their agents' partitions, in
+    /// place of last turn's (untimed: only the engines are timed).
     fn fill_turn(&mut self) {
         for t in &mut self.tasks {
             t.len = 0;
@@ -100,42 +102,14 @@ impl Instance {
                 self.rng.below(self.agents)
             };
             let t = START + (k as f64 * step) as i64;
-            let r = self.rng.next_u64();
             let partition = (mix(agent) % self.tasks.len() as u64) as usize;
+            let e = event(&mut self.rng, k, format!("agent-{agent:07}"), t);
             let task = &mut self.tasks[partition];
             if task.len == task.events.len() {
-                task.events.push(TaskEvent::new(
-                    String::new(),
-                    String::new(),
-                    0,
-                    Outcome::Success,
-                ));
+                task.events.push(e);
                 task.offsets.push(0);
-            }
-            let e = &mut task.events[task.len];
-            e.event_id.clear();
-            write!(e.event_id, "{r:016x}-{k}").unwrap();
-            e.agent_id.clear();
-            write!(e.agent_id, "agent-{agent:07}").unwrap();
-            e.timestamp = t;
-            e.outcome = match r % 1000 {
-                0..=14 => Outcome::Failure,
-                15..=18 => Outcome::Timeout,
-                _ => Outcome::Success,
-            };
-            e.latency_ms = if e.outcome == Outcome::Timeout {
-                60_000
             } else {
-                100 + (r >> 8) % 5_000
-            };
-            e.tool_calls = 1 + ((r >> 24) % 8) as u32;
-            e.hallucination = Some((r >> 32).is_multiple_of(100));
-            e.evals.clear();
-            if (r >> 40).is_multiple_of(2) {
-                e.evals.push(Eval {
-                    category: "accuracy".into(),
-                    passed: !(r >> 42).is_multiple_of(33),
-                });
+                task.events[task.len] = e;
             }
             task.offsets[task.len] = task.next_offset;
             task.next_offset += 1;
