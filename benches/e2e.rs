@@ -56,6 +56,7 @@ use std::time::{Duration, Instant};
 use breakwater::config::{KafkaSettings, SloConfig};
 use breakwater::engine::{Clock, Engine};
 use breakwater::event::{Outcome, TaskEvent, TimestampMs};
+use breakwater::kafka::client::{client_config, Role};
 use breakwater::kafka::{self as job, Control, JobStatus};
 use events::event;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -140,12 +141,13 @@ impl Timing {
 /// 1.3 M events/s between runs, depending on whether its queue ever passed
 /// `queued.min.messages`; the baseline is the fastest plain reader.
 fn bare_consumer(bootstrap: &str, n: u64) -> Timing {
-    let consumer: BaseConsumer = kafka::consumer_config(bootstrap, &kafka::unique_group("bare"))
-        .set("enable.partition.eof", "false")
-        .set("fetch.wait.max.ms", "10")
-        .set("fetch.queue.backoff.ms", "10")
-        .create()
-        .expect("consumer");
+    let job = client_config(&job_settings(bootstrap, INPUT), Role::Group, "bench");
+    let mut config = kafka::consumer_config(bootstrap, &kafka::unique_group("bare"));
+    config.set("enable.partition.eof", "false");
+    for fetch in ["fetch.wait.max.ms", "fetch.queue.backoff.ms"] {
+        config.set(fetch, job.get(fetch).expect("the job sets it"));
+    }
+    let consumer: BaseConsumer = config.create().expect("consumer");
     let t0 = Instant::now();
     consumer.subscribe(&[INPUT]).expect("subscribe");
     let mut count = 0u64;
