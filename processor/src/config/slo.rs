@@ -156,11 +156,13 @@ impl Slo {
         // this runs several times per event. For x ≥ 0, `x − trunc(x)` is
         // exact, so this rounds half away from zero exactly as `round`
         // does; a negative x (a rate outside [0, 1], refused at load)
-        // saturates to 0 either way.
+        // clamps to 0 either way. Through `i64`, not `u64`: x ≤ 10⁹ fits,
+        // and both conversions are then one instruction each where the
+        // unsigned ones branch around the sign bit.
         let x = self.task_success_rate * 1e9;
-        let whole = x as u64;
-        let rounded = whole + u64::from(x - whole as f64 >= 0.5);
-        1_000_000_000 - rounded
+        let whole = (x as i64).max(0);
+        let rounded = whole + i64::from(x - whole as f64 >= 0.5);
+        1_000_000_000 - rounded as u64
     }
 }
 

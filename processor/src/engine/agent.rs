@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use super::accuracy::{AccuracyDeclaration, DeclarationError, Measure};
-use super::alert::{level, AlertBook, AlertChange, Rule, Wanted};
+use super::alert::{AlertBook, AlertChange, Rule, Wanted};
 use super::breaker::{CircuitBreaker, Command, EventContext, Transition};
 use super::budget::{burn_rate, BudgetStatus, ErrorBudget};
 use super::counts::{
@@ -15,12 +15,12 @@ use super::counts::{
     UNTRACKED,
 };
 use super::dedup::RecentIds;
-use super::plan::{SloPlan, WindowRef};
+use super::plan::{SloPlan, WindowRef, FIXED_RULES};
 use super::tail::TailCounts;
 use super::timer::TimerKind;
 use super::window::{SlidingWindow, BUDGET_BUCKETS, BURN_BUCKETS, SKETCH_BUCKETS};
 use super::Categories;
-use crate::config::{duration_label, BudgetAction, Direction, Severity, Slo, SloId, Thresholds};
+use crate::config::{duration_label, BudgetAction, Severity, Slo, SloId};
 use crate::event::{TaskEvent, TimestampMs};
 use crate::output::{long, AlertEvent, BreakerTransition, BudgetSnapshot, Output, SnapshotTrigger};
 
@@ -440,53 +440,24 @@ impl Agent {
         );
         let loops = self.breaker.counts().loops;
 
-        let fixed: [(Rule, Option<f64>, &Thresholds, Direction); 8] = [
-            (
-                Rule::TaskSuccessRate,
-                success,
-                &a.task_success_rate,
-                Direction::Below,
-            ),
-            (
-                Rule::AvgToolCalls,
-                tools,
-                &a.avg_tool_calls,
-                Direction::Above,
-            ),
-            (
-                Rule::ErrorBudgetRemaining,
-                remaining,
-                &a.error_budget_remaining,
-                Direction::Below,
-            ),
-            (
-                Rule::CircuitOpens24h,
-                opens,
-                &a.circuit_opens_24h,
-                Direction::Above,
-            ),
-            (
-                Rule::PolicyViolationRate,
-                violations,
-                &a.policy_violation_rate,
-                Direction::Above,
-            ),
-            (
-                Rule::HallucinationRate,
-                halluc,
-                &a.hallucination_rate,
-                Direction::Above,
-            ),
-            (Rule::P99LatencyMs, p99, &a.p99_latency_ms, Direction::Above),
-            (
-                Rule::Availability,
-                availability,
-                &a.availability,
-                Direction::Below,
-            ),
+        let values = [
+            success,
+            tools,
+            remaining,
+            opens,
+            violations,
+            halluc,
+            p99,
+            availability,
         ];
-        for (rule, value, thresholds, dir) in fixed {
-            let wanted = value.and_then(|v| level(v, thresholds, dir));
+        // With nothing firing, a rule whose value earns no severity has
+        // nothing to do: one comparison per rule for a healthy agent.
+        let quiet = self.alerts.is_empty();
+        for ((&rule, trigger), value) in FIXED_RULES.iter().zip(&ctx.plan.fixed).zip(values) {
+            if quiet && !value.is_some_and(|v| trigger.reached(v)) {
+                continue;
+            }
+            let wanted = value.and_then(|v| trigger.level(v));
             self.apply_rule(ctx, rule, value, wanted, now, out);
         }
 

@@ -82,6 +82,65 @@ pub fn level(value: f64, t: &Thresholds, dir: Direction) -> Option<Wanted> {
     hit(Severity::Critical, t.critical).or_else(|| hit(Severity::Warning, t.warning))
 }
 
+/// A rule's thresholds with the value where its first severity starts,
+/// worked out once per SLO: a healthy agent's evaluation of the rule is
+/// then one comparison instead of [`level`]'s walk over both severities.
+///
+/// ```
+/// use breakwater::config::{Direction, Severity, Thresholds};
+/// use breakwater::engine::alert::Trigger;
+/// let t = Trigger::new(Thresholds { warning: Some(0.95), critical: Some(0.90) }, Direction::Below);
+/// assert!(!t.reached(0.97));
+/// assert!(t.reached(0.93));
+/// assert_eq!(t.level(0.80).unwrap().severity, Severity::Critical);
+/// // No threshold at all: nothing is ever reached.
+/// let off = Trigger::new(Thresholds { warning: None, critical: None }, Direction::Above);
+/// assert!(!off.reached(f64::MAX));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trigger {
+    thresholds: Thresholds,
+    dir: Direction,
+    /// The least severe threshold present (the highest for `Below`, the
+    /// lowest for `Above`); NaN when none is, which no comparison reaches.
+    first: f64,
+}
+
+impl Trigger {
+    pub fn new(thresholds: Thresholds, dir: Direction) -> Self {
+        let present = [thresholds.warning, thresholds.critical]
+            .into_iter()
+            .flatten();
+        let first = match dir {
+            Direction::Below => present.reduce(f64::max),
+            Direction::Above => present.reduce(f64::min),
+        };
+        Trigger {
+            thresholds,
+            dir,
+            first: first.unwrap_or(f64::NAN),
+        }
+    }
+
+    /// Whether `value` earns some severity: `level(value).is_some()`.
+    #[inline]
+    pub fn reached(&self, value: f64) -> bool {
+        match self.dir {
+            Direction::Below => value < self.first,
+            Direction::Above => value > self.first,
+        }
+    }
+
+    /// The severity `value` earns, as [`level`] gives it.
+    #[inline]
+    pub fn level(&self, value: f64) -> Option<Wanted> {
+        if !self.reached(value) {
+            return None;
+        }
+        level(value, &self.thresholds, self.dir)
+    }
+}
+
 /// Whether an alert event starts/changes an alert or ends it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

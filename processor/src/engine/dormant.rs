@@ -12,8 +12,9 @@
 //! The state codec is exact — a restored agent equals the exported one —
 //! so dormancy changes no output: the same input gives the same
 //! transitions, alerts and snapshots, byte for byte, with it on or off
-//! (`tests/engine_dormant.rs`). It costs one export when an agent falls
-//! dormant and one restore when it wakes, a few µs each.
+//! (`dormancy_changes_no_output` in `tests/engine_restore.rs`). It costs
+//! one export when an agent falls dormant and one restore when it wakes,
+//! a few µs each.
 //!
 //! Which agents fall dormant: every awake agent sits once in a FIFO of
 //! (last touched, slot). As the clock moves, entries older than the

@@ -1,8 +1,22 @@
 //! What an SLO implies for the shape of an agent's state, worked out once per
 //! SLO rather than once per agent or per event.
 
+use super::alert::{Rule, Trigger};
 use super::tail::TailKeys;
-use crate::config::Slo;
+use crate::config::{Direction, Slo};
+
+/// The rules with a fixed place in every evaluation, in the order their
+/// alerts are emitted; [`SloPlan::fixed`] holds their triggers in this order.
+pub(crate) const FIXED_RULES: [Rule; 8] = [
+    Rule::TaskSuccessRate,
+    Rule::AvgToolCalls,
+    Rule::ErrorBudgetRemaining,
+    Rule::CircuitOpens24h,
+    Rule::PolicyViolationRate,
+    Rule::HallucinationRate,
+    Rule::P99LatencyMs,
+    Rule::Availability,
+];
 
 /// Where a burn-rate rule reads its counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +37,7 @@ pub enum WindowRef {
 /// assert_eq!(plan.burn_windows, vec![3_600_000, 300_000, 21_600_000, 1_800_000]);
 /// assert_eq!(plan.rule_windows[2], (WindowRef::Budget, WindowRef::Burn(2)));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SloPlan {
     /// Distinct window lengths, in first-use order, other than the budget window.
     pub burn_windows: Vec<i64>,
@@ -31,6 +45,8 @@ pub struct SloPlan {
     pub rule_windows: Vec<(WindowRef, WindowRef)>,
     /// The p99 latency rule's thresholds as sketch bins.
     pub(crate) p99: TailKeys,
+    /// The triggers of [`FIXED_RULES`], in that order.
+    pub(crate) fixed: [Trigger; 8],
 }
 
 impl SloPlan {
@@ -59,6 +75,24 @@ impl SloPlan {
             burn_windows,
             rule_windows,
             p99: TailKeys::new(&slo.alerts.p99_latency_ms),
+            fixed: FIXED_RULES.map(|rule| fixed_trigger(slo, rule)),
         }
     }
+}
+
+/// The trigger of one of [`FIXED_RULES`] under `slo`.
+fn fixed_trigger(slo: &Slo, rule: Rule) -> Trigger {
+    let a = &slo.alerts;
+    let (thresholds, dir) = match rule {
+        Rule::TaskSuccessRate => (a.task_success_rate, Direction::Below),
+        Rule::AvgToolCalls => (a.avg_tool_calls, Direction::Above),
+        Rule::ErrorBudgetRemaining => (a.error_budget_remaining, Direction::Below),
+        Rule::CircuitOpens24h => (a.circuit_opens_24h, Direction::Above),
+        Rule::PolicyViolationRate => (a.policy_violation_rate, Direction::Above),
+        Rule::HallucinationRate => (a.hallucination_rate, Direction::Above),
+        Rule::P99LatencyMs => (a.p99_latency_ms, Direction::Above),
+        Rule::Availability => (a.availability, Direction::Below),
+        _ => unreachable!("{rule:?} is not a fixed rule"),
+    };
+    Trigger::new(thresholds, dir)
 }

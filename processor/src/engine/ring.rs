@@ -16,6 +16,15 @@
 
 use super::window::Bucket;
 
+/// A ring whose slots all fit in this many bytes is dense from its first
+/// bucket and keeps its block when it empties: a burn-rate window of
+/// counters (30 × 8 B). Sparse, its buckets would move on every roll of a
+/// quiet agent's short windows (one out, one in, each a `memmove`), and an
+/// emptied 5 min window would free and reallocate its block at nearly
+/// every event; a quiet agent that stays quiet goes dormant instead and
+/// keeps no ring at all.
+const SMALL_RING_BYTES: usize = 256;
+
 /// Buckets of one window, by slot.
 ///
 /// Invariant: dense ⇔ `buckets.len() == n` (a dead slot holds a reset
@@ -57,6 +66,13 @@ impl<B: Bucket> Ring<B> {
         self.buckets.len() == usize::from(self.n)
     }
 
+    /// Whether this ring is small enough to be dense from its first bucket
+    /// and to keep its block when it empties (see [`SMALL_RING_BYTES`]).
+    #[inline]
+    fn small(&self) -> bool {
+        std::mem::size_of::<B>() * usize::from(self.n) <= SMALL_RING_BYTES
+    }
+
     /// Index in `buckets` of live slot `s` (or, sparse, where it would go).
     #[inline]
     fn index(&self, s: u32) -> usize {
@@ -89,7 +105,7 @@ impl<B: Bucket> Ring<B> {
     fn insert(&mut self, s: u32, i: usize) -> &mut B {
         let n = usize::from(self.n);
         let len = self.buckets.len();
-        if len + 1 > n / 2 {
+        if len + 1 > n / 2 || self.small() {
             self.densify();
             self.live |= 1 << s;
             return &mut self.buckets[s as usize];
@@ -107,7 +123,7 @@ impl<B: Bucket> Ring<B> {
     /// Makes room for `k` live buckets in all, ahead of filling an empty
     /// ring (a restore knows how many it holds): the form they will end in.
     pub fn reserve(&mut self, k: usize) {
-        if k > usize::from(self.n) / 2 {
+        if k > usize::from(self.n) / 2 || (k > 0 && self.small()) {
             if !self.dense() {
                 self.densify();
             }
@@ -162,7 +178,7 @@ impl<B: Bucket> Ring<B> {
             });
         }
         self.live &= !bits;
-        if self.live == 0 && (self.dense() || self.buckets.capacity() > 4) {
+        if self.live == 0 && !self.small() && (self.dense() || self.buckets.capacity() > 4) {
             // An emptied window gives its memory back: an agent gone quiet
             // should not keep a busy day's buckets.
             self.buckets = Vec::new();
@@ -302,5 +318,31 @@ mod tests {
         assert_eq!(r.get(3).map(|b| b.0[0]), Some(1));
         r.expire(u64::MAX, |_| {});
         assert_eq!(r.heap_bytes(), 0, "emptied: memory given back");
+    }
+
+    #[test]
+    fn a_small_ring_is_dense_at_once_and_keeps_its_block() {
+        // 30 slots of 8 bytes: a burn-rate window.
+        #[derive(Debug, Default, Clone, Copy, PartialEq)]
+        struct Pair(u32, u32);
+        impl Bucket for Pair {
+            type Total = ();
+            fn expire_from(&self, _: &mut ()) {}
+        }
+        let mut r: Ring<Pair> = Ring::new(30);
+        r.entry(7).0 += 1;
+        assert!(r.dense(), "dense from its first bucket");
+        assert_eq!(r.get(7), Some(&Pair(1, 0)));
+        assert_eq!(r.get(8), None, "a dense slot without data is not live");
+        r.expire(u64::MAX, |_| {});
+        assert_eq!(r.live(), 0);
+        assert_eq!(
+            r.heap_bytes(),
+            30 * 8,
+            "emptied: the block stays for the next bucket"
+        );
+        r.entry(9).1 += 1;
+        assert_eq!(r.get(9), Some(&Pair(0, 1)), "the reused slot starts empty");
+        assert_eq!(r.get(7), None);
     }
 }
