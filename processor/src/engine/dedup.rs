@@ -64,3 +64,35 @@ impl RecentIds {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_id_is_forgotten_first_round_and_round() {
+        let mut r = RecentIds::default();
+        for i in 0..10 {
+            assert!(r.insert(&format!("e{i}"), 3), "e{i} is new");
+            // After each insert the last three ids (and only they) are known.
+            for j in 0..=i {
+                let known = j + 3 > i;
+                let mut probe = r.clone();
+                assert_eq!(!probe.insert(&format!("e{j}"), 3), known, "e{j} after e{i}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_restored_next_past_the_end_overwrites_slot_zero() {
+        let mut r = RecentIds::default();
+        for i in 0..3 {
+            r.insert(&format!("e{i}"), 3);
+        }
+        r.next = 200;
+        assert!(r.insert("e3", 3));
+        assert_eq!(r.next, 1);
+        assert!(r.insert("e0", 3), "e0 was in slot 0, overwritten");
+        assert!(!r.insert("e2", 3), "e2 is still remembered");
+    }
+}
