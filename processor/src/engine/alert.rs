@@ -283,3 +283,37 @@ pub fn alert_id(agent_id: &str, rule_name: &str, started_at: TimestampMs) -> u64
     let key = format!("{agent_id}\u{0}{rule_name}\u{0}{started_at}");
     xxh3_64(key.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn threshold() -> impl Strategy<Value = Option<f64>> {
+        prop::option::of(prop_oneof![-10.0f64..110.0, Just(0.0), Just(1.0)])
+    }
+
+    proptest! {
+        /// The trigger's shortcut is exactly `level`, for any pair of
+        /// thresholds (either or both off, in either order) and direction.
+        #[test]
+        fn a_trigger_agrees_with_level(
+            warning in threshold(),
+            critical in threshold(),
+            below in any::<bool>(),
+            value in prop_oneof![-20.0f64..120.0, Just(0.0), Just(1.0)],
+        ) {
+            let t = Thresholds { warning, critical };
+            let dir = if below { Direction::Below } else { Direction::Above };
+            let trigger = Trigger::new(t, dir);
+            let expected = level(value, &t, dir);
+            prop_assert_eq!(trigger.reached(value), expected.is_some());
+            prop_assert_eq!(trigger.level(value), expected);
+            // On a threshold itself, as rates often are.
+            for x in [warning, critical].into_iter().flatten() {
+                prop_assert_eq!(trigger.level(x), level(x, &t, dir));
+            }
+        }
+    }
+}
