@@ -269,6 +269,9 @@ impl<B: Bucket> SlidingWindow<B> {
     /// Not the buckets a roll would expire: finding them cost more
     /// instructions than their misses (A/B at 10k agents, 2026-11-29).
     pub(crate) fn prefetch(&self, t: TimestampMs) {
+        if self.ring.prefetch_small() {
+            return;
+        }
         let (_, s) = self.locate(t);
         self.ring.prefetch(s as u32);
     }
