@@ -122,15 +122,22 @@ impl<B: Bucket> Ring<B> {
 
     /// Makes room for `k` live buckets in all, ahead of filling an empty
     /// ring (a restore knows how many it holds): the form they will end in.
-    pub fn reserve(&mut self, k: usize) {
-        if k > usize::from(self.n) / 2 || (k > 0 && self.small()) {
-            if !self.dense() {
-                self.densify();
-            }
-        } else {
-            self.buckets
-                .reserve_exact(k.saturating_sub(self.buckets.len()));
+    /// A ring holding `buckets` at the slots set in `live`, one bucket per
+    /// live slot in ascending slot order (state codec: the decoded buckets
+    /// become the ring's own block, not a copy of it).
+    pub fn from_sorted(n: u32, live: u64, buckets: Vec<B>) -> Self {
+        let mut ring = Ring::new(n);
+        assert!(
+            (n >= 64 || live >> n == 0) && live.count_ones() as usize == buckets.len(),
+            "one bucket per live slot of {n}"
+        );
+        ring.live = live;
+        ring.buckets = buckets;
+        let k = ring.buckets.len();
+        if k > 0 && (k > usize::from(ring.n) / 2 || ring.small()) {
+            ring.densify();
         }
+        ring
     }
 
     fn densify(&mut self) {
@@ -304,6 +311,11 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(&copy, &ring);
+                let sorted: Vec<C> = model.iter().flatten().copied().collect();
+                let built = Ring::from_sorted(n, live, sorted);
+                prop_assert_eq!(&built, &ring);
+                let dense = live.count_ones() > n / 2 || (live != 0 && built.small());
+                prop_assert_eq!(built.dense(), dense, "n={}", n);
             }
         }
     }

@@ -383,12 +383,14 @@ impl<B: Bucket> SlidingWindow<B> {
 
     /// Rebuilds a window from what [`SlidingWindow::live`] listed (state
     /// codec); its total is left empty for [`SlidingWindow::set_total`].
-    /// `None` if an age is out of range or repeated, or there are buckets
-    /// but no head.
+    /// `count` is how many buckets the listing says it holds (only a
+    /// capacity). `None` if an age is out of range or repeated, or there
+    /// are buckets but no head.
     pub(crate) fn from_live(
         window_ms: i64,
         buckets: u32,
         head: Option<i64>,
+        count: usize,
         live: impl IntoIterator<Item = (u32, B)>,
     ) -> Option<Self> {
         let mut w = Self::new(window_ms, buckets);
@@ -397,30 +399,33 @@ impl<B: Bucket> SlidingWindow<B> {
             head.unwrap_or(i64::MIN),
             head.map_or(0, |h| h.rem_euclid(n) as u32),
         );
-        // Listed newest first: filled in slot order instead, each bucket
-        // lands at the end of a sparse ring rather than moving the others.
-        let mut slots: smallvec::SmallVec<[(u32, B); 8]> = smallvec::SmallVec::new();
+        // Read straight into what becomes the ring's block, with each
+        // bucket's slot beside it; then put in slot order in place.
+        let mut slots = [0u8; MAX_BUCKETS as usize];
+        let mut items: Vec<B> = Vec::with_capacity(count.min(n as usize));
         for (age, bucket) in live {
             let head = head?;
-            if i64::from(age) >= n {
+            // More buckets than slots: some slot would repeat.
+            if i64::from(age) >= n || items.len() == n as usize {
                 return None;
             }
-            slots.push(((head - i64::from(age)).rem_euclid(n) as u32, bucket));
+            slots[items.len()] = (head - i64::from(age)).rem_euclid(n) as u8;
+            items.push(bucket);
         }
+        let k = items.len();
+        let slots = &mut slots[..k];
         // Newest first is descending slots with one wrap: reversed and
         // rotated to the lowest slot, ascending (sorting moves more).
         slots.reverse();
-        let low = (1..slots.len())
-            .find(|&i| slots[i].0 < slots[i - 1].0)
-            .unwrap_or(0);
+        items.reverse();
+        let low = (1..k).find(|&i| slots[i] < slots[i - 1]).unwrap_or(0);
         slots.rotate_left(low);
-        if slots.windows(2).any(|p| p[0].0 >= p[1].0) {
+        items.rotate_left(low);
+        if slots.windows(2).any(|p| p[0] >= p[1]) {
             return None; // a repeated age, or not in the order written
         }
-        w.ring.reserve(slots.len());
-        for (s, bucket) in slots {
-            *w.ring.entry(s) = bucket;
-        }
+        let live = slots.iter().fold(0u64, |m, &s| m | 1 << s);
+        w.ring = Ring::from_sorted(n as u32, live, items);
         Some(w)
     }
 
@@ -549,7 +554,7 @@ mod tests {
     fn live_buckets_list_newest_first_and_rebuild_the_window() {
         for n in [1u32, 7, 64] {
             let mut w: SlidingWindow<N> = SlidingWindow::new(n as i64 * 1000, n);
-            let empty = SlidingWindow::from_live(n as i64 * 1000, n, w.head(), []);
+            let empty = SlidingWindow::from_live(n as i64 * 1000, n, w.head(), 0, []);
             assert_eq!(empty.as_ref(), Some(&w));
             for t in [3, 5, 6, n as i64 + 4, 2 * n as i64 + 1, 3 * n as i64] {
                 one(&mut w, t * 1000 + 10);
@@ -563,15 +568,19 @@ mod tests {
                 assert_eq!(w.live().len(), w.stored_buckets());
                 let copy = live.iter().map(|&(age, c)| (age, N(c)));
                 let mut back =
-                    SlidingWindow::from_live(n as i64 * 1000, n, w.head(), copy).unwrap();
+                    SlidingWindow::from_live(n as i64 * 1000, n, w.head(), live.len(), copy)
+                        .unwrap();
                 back.set_total(N(w.total.0));
                 assert_eq!(back, w, "n={n} t={t}");
             }
             let ms = n as i64 * 1000;
             let repeated = [(0, N(1)), (0, N(1))];
-            assert!(SlidingWindow::from_live(ms, n, Some(9), repeated).is_none());
-            assert!(SlidingWindow::from_live(ms, n, Some(9), [(n, N(1))]).is_none());
-            assert!(SlidingWindow::from_live(ms, n, None, [(0, N(1))]).is_none());
+            assert!(SlidingWindow::from_live(ms, n, Some(9), 2, repeated).is_none());
+            assert!(SlidingWindow::from_live(ms, n, Some(9), 1, [(n, N(1))]).is_none());
+            assert!(SlidingWindow::from_live(ms, n, None, 1, [(0, N(1))]).is_none());
+            // Every slot once, then one more: a slot would repeat.
+            let over = (0..=n).map(|age| (age.min(n - 1), N(1)));
+            assert!(SlidingWindow::from_live(ms, n, Some(9), 0, over).is_none());
         }
     }
 

@@ -349,6 +349,7 @@ where
             failed,
             ..
         } = self.ring;
+        let count = seq.size_hint().unwrap_or(0);
         let (mut error, mut refused) = (None, false);
         // The window takes the buckets as they are read; a read error or a
         // refused bucket ends the input early, and is reported below.
@@ -366,7 +367,7 @@ where
                 None
             }
         });
-        let window = SlidingWindow::from_live(window_ms, n, self.head, buckets);
+        let window = SlidingWindow::from_live(window_ms, n, self.head, count, buckets);
         if let Some(e) = error {
             return Err(e);
         }
