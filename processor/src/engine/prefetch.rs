@@ -32,10 +32,11 @@ pub(crate) fn prefetch_addr(addr: *const u8) {
     let _ = addr;
 }
 
-/// Prefetches every cache line of `value` (for structs wider than one line).
+/// Prefetches every cache line of `value` (for structs wider than one
+/// line, and slices).
 #[inline(always)]
-pub(crate) fn prefetch_all<T>(value: &T) {
-    let bytes = std::mem::size_of::<T>();
+pub(crate) fn prefetch_all<T: ?Sized>(value: &T) {
+    let bytes = std::mem::size_of_val(value);
     let base = (value as *const T).cast::<u8>();
     let mut off = 0;
     while off < bytes {

@@ -25,6 +25,15 @@ use super::window::Bucket;
 /// keeps no ring at all.
 const SMALL_RING_BYTES: usize = 256;
 
+/// The bits of slots `0..n` (n ≤ 64).
+pub(crate) fn mask(n: u32) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
 /// Buckets of one window, by slot.
 ///
 /// Invariant: dense ⇔ `buckets.len() == n` (a dead slot holds a reset
@@ -103,9 +112,8 @@ impl<B: Bucket> Ring<B> {
     }
 
     fn insert(&mut self, s: u32, i: usize) -> &mut B {
-        let n = usize::from(self.n);
         let len = self.buckets.len();
-        if len + 1 > n / 2 || self.small() {
+        if self.dense_for(len + 1) {
             self.densify();
             self.live |= 1 << s;
             return &mut self.buckets[s as usize];
@@ -120,21 +128,25 @@ impl<B: Bucket> Ring<B> {
         &mut self.buckets[i]
     }
 
-    /// Makes room for `k` live buckets in all, ahead of filling an empty
-    /// ring (a restore knows how many it holds): the form they will end in.
+    /// Whether `k` (> 0) live buckets are held dense: more than half the
+    /// slots, or any in a [small](Self::small) ring.
+    #[inline]
+    fn dense_for(&self, k: usize) -> bool {
+        k > usize::from(self.n) / 2 || self.small()
+    }
+
     /// A ring holding `buckets` at the slots set in `live`, one bucket per
     /// live slot in ascending slot order (state codec: the decoded buckets
     /// become the ring's own block, not a copy of it).
     pub fn from_sorted(n: u32, live: u64, buckets: Vec<B>) -> Self {
         let mut ring = Ring::new(n);
         assert!(
-            (n >= 64 || live >> n == 0) && live.count_ones() as usize == buckets.len(),
+            live & !mask(n) == 0 && live.count_ones() as usize == buckets.len(),
             "one bucket per live slot of {n}"
         );
         ring.live = live;
         ring.buckets = buckets;
-        let k = ring.buckets.len();
-        if k > 0 && (k > usize::from(ring.n) / 2 || ring.small()) {
+        if live != 0 && ring.dense_for(ring.buckets.len()) {
             ring.densify();
         }
         ring
@@ -192,7 +204,6 @@ impl<B: Bucket> Ring<B> {
         }
     }
 
-    /// Starts loading slot `s`'s bucket, or where it would be inserted.
     /// Starts loading the whole block of a [small](Self::small) ring
     /// (batch path): a few lines, fewer instructions than finding the slot.
     /// `false` (nothing done) for other rings.
@@ -201,16 +212,11 @@ impl<B: Bucket> Ring<B> {
         if !self.small() {
             return false;
         }
-        let base = self.buckets.as_ptr().cast::<u8>();
-        let bytes = self.buckets.len() * std::mem::size_of::<B>();
-        let mut off = 0;
-        while off < bytes {
-            super::prefetch::prefetch_addr(base.wrapping_add(off));
-            off += 64;
-        }
+        super::prefetch::prefetch_all(&self.buckets[..]);
         true
     }
 
+    /// Starts loading slot `s`'s bucket, or where it would be inserted.
     #[inline]
     pub(crate) fn prefetch(&self, s: u32) {
         let i = self.index(s).min(self.buckets.len().saturating_sub(1));

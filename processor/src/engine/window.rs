@@ -23,7 +23,7 @@
 //! The window's end is the latest time it has been advanced to (an event's
 //! time or a query's "now"); events older than the window are refused as late.
 
-use super::ring::Ring;
+use super::ring::{mask, Ring};
 use crate::event::TimestampMs;
 
 /// Buckets in the breaker window (5 min → 10 s buckets).
@@ -468,14 +468,6 @@ impl<'a, B: Bucket> Iterator for Live<'a, B> {
 }
 
 impl<B: Bucket> ExactSizeIterator for Live<'_, B> {}
-
-fn mask(n: u32) -> u64 {
-    if n >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << n) - 1
-    }
-}
 
 #[cfg(test)]
 mod tests {
