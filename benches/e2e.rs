@@ -40,6 +40,8 @@
 //! bundled schema; (c) stays JSON). Needs `TANSU_BIN` or
 //! `deploy/tansu/install.sh`.
 
+#[path = "support/env.rs"]
+mod env;
 #[path = "support/events.rs"]
 mod events;
 #[path = "../tests/support/kafka.rs"]
@@ -58,6 +60,7 @@ use breakwater::engine::{Clock, Engine};
 use breakwater::event::{Outcome, TaskEvent, TimestampMs};
 use breakwater::kafka::client::{client_config, Role};
 use breakwater::kafka::{self as job, Control, JobStatus};
+use env::env_u64;
 use events::event;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -73,13 +76,6 @@ const PARTITIONS: i32 = 6;
 const INPUT: &str = "bench.task.events";
 const LATENCY_INPUT: &str = "bench.latency.events";
 const BREAKER_TOPIC: &str = "agent.breaker.state";
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
 
 fn wall_ms() -> TimestampMs {
     std::time::SystemTime::now()

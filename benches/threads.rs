@@ -14,6 +14,8 @@
 //! Run: `cargo bench --bench threads` (`cargo test --bench threads`: a
 //! smoke run with 1 000 agents).
 
+#[path = "support/env.rs"]
+mod env;
 #[path = "support/events.rs"]
 mod events;
 #[path = "support/rng.rs"]
@@ -29,6 +31,7 @@ use breakwater::event::{TaskEvent, TimestampMs};
 use breakwater::kafka::workers::Workers;
 use breakwater::output::Output;
 use criterion::{Criterion, Throughput};
+use env::env_u64;
 use events::event;
 use rng::{mix, Rng};
 
@@ -40,13 +43,6 @@ const DAY_MS: i64 = 86_400_000;
 const PER_DAY: u64 = 500;
 /// Events per turn: the job's default `kafka.max_batch`.
 const TURN: usize = 10_000;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One partition's engine and the buffers of its share of a turn.
 struct Task {
